@@ -1,0 +1,191 @@
+"""The ``conformance`` command.
+
+    conformance run [--impl NAME ...] [--profile dev|ci|thorough] [--report DIR]
+                    [--max-examples N] [-n N] [-- PYTEST_ARGS...]
+    conformance list [--impls]
+    conformance show CLAIM_ID
+
+``run`` groups the implementations into processes by the environment they need (Keras
+picks its backend once per process), runs the specs in each with pytest, and merges their
+reports into one matrix.  Its exit status is 0 when nothing failed unexpectedly, 1 when a
+claim failed or an implementation could not be loaded, 2 on a usage or internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import claims as _claims
+from . import implementations as _impls
+from . import report as _report
+
+
+def specs_dir() -> Path:
+    spec = importlib.util.find_spec("conformance.specs")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    here = Path(__file__).resolve().parent.parent / "specs"
+    if here.is_dir():
+        return here
+    raise SystemExit("conformance: cannot find the specs (is the package installed?)")
+
+
+def group_by_process(names: list[str]) -> list[tuple[dict, list[str]]]:
+    """Implementations that need the same environment share a process; those that need
+    none join the first group."""
+    groups: list[tuple[dict, list[str]]] = []
+    free = []
+    for n in names:
+        env = _impls.process_env(n)
+        if not env:
+            free.append(n)
+            continue
+        for g_env, members in groups:
+            if g_env == env:
+                members.append(n)
+                break
+        else:
+            groups.append((env, [n]))
+    if not groups:
+        return [({}, free)] if free else []
+    groups[0][1][:0] = free
+    return groups
+
+
+def _pytest_cmd(names, args, report_dir: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "pytest", str(specs_dir()), "-q", "-p", "no:cacheprovider",
+           "--hypothesis-profile", args.profile, "--report", str(report_dir), "--no-matrix",
+           "--rootdir", str(specs_dir().parent)]
+    for n in names:
+        cmd += ["--impl", n]
+    if args.max_examples:
+        cmd += ["--max-examples", str(args.max_examples)]
+    if args.workers:
+        cmd += ["-n", str(args.workers)]
+    return cmd + list(args.pytest_args)
+
+
+def cmd_run(args) -> int:
+    names = []
+    for n in args.impl or []:
+        names += [p.strip() for p in n.split(",") if p.strip()]
+    if not names or names == ["all"]:
+        names = _impls.installed()
+    names = list(dict.fromkeys(_impls.canonical_name(n) for n in names))
+    groups = group_by_process(names)
+    print(f"conformance: running {', '.join(names)} in {len(groups)} process(es), "
+          f"profile {args.profile}", flush=True)
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
+        for i, (env, members) in enumerate(groups):
+            out = Path(tmp) / f"group{i}"
+            cmd = _pytest_cmd(members, args, out)
+            proc_env = dict(os.environ, **env)
+            label = " ".join(f"{k}={v}" for k, v in env.items())
+            print(f"conformance: process {i + 1}: {', '.join(members)}"
+                  + (f" ({label})" if label else ""), flush=True)
+            rc = subprocess.call(cmd, env=proc_env)
+            js = out / "report.json"
+            if js.exists():
+                reports.append(_report.read(js))
+            else:
+                reports.append(_unavailable_report(
+                    members, f"the pytest process exited with status {rc} without a report"))
+    merged = _report.merge(reports)
+    folder = Path(args.report)
+    paths = _report.write(merged, folder)
+    print()
+    print(_report.render_terminal(merged))
+    print(f"\nreport: {paths[0]} and {paths[1]}")
+    return 1 if _report.exit_failed(merged) else 0
+
+
+def _unavailable_report(names, why) -> dict:
+    impls = {n: {"status": "unavailable", "versions": {}, "error": why} for n in names}
+    return _report.build([], impls)
+
+
+def cmd_list(args) -> int:
+    if args.impls:
+        have = set(_impls.installed())
+        for name, reg in _impls.REGISTRY.items():
+            status = "installed" if name in have else \
+                f"not installed: needs {', '.join(_impls.missing_requirements(name))}" \
+                f" ({reg.install})"
+            print(f"{name:20} {reg.description} [{status}]")
+        for name, target in _impls.entry_points().items():
+            print(f"{name:20} entry point {target}")
+        return 0
+    width = max(len(c) for c in _claims.CLAIMS)
+    for c in _claims.CLAIMS.values():
+        print(f"{c.id:{width}}  {c.kind:12} {c.section}  {c.source}")
+    return 0
+
+
+def _tests_for(claim_id: str) -> list[str]:
+    found = []
+    for path in sorted(specs_dir().glob("test_*.py")):
+        text = path.read_text(encoding="utf-8")
+        # decorators may span lines: look for the first def after each claim marker
+        for m in re.finditer(r'@claim\("' + re.escape(claim_id) + r'"\)', text):
+            d = re.search(r"^def (\w+)", text[m.end():], re.M)
+            if d:
+                found.append(f"{path.name}::{d.group(1)}")
+    return found
+
+
+def cmd_show(args) -> int:
+    try:
+        c = _claims.get(args.claim)
+    except KeyError as exc:
+        print(f"conformance: {exc.args[0]}", file=sys.stderr)
+        return 2
+    print(f"{c.id} ({c.kind}, section {c.section}: {_claims.SECTIONS[c.section]})")
+    print(f"  {c.statement}")
+    print(f"  source: {c.source}")
+    tests = _tests_for(c.id)
+    print("  tests: " + (", ".join(tests) if tests else "none yet"))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="conformance", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the specs on implementations and write the report")
+    r.add_argument("--impl", action="append", metavar="NAME",
+                   help="implementation (repeatable; default: every installed one; 'all')")
+    r.add_argument("--profile", default="ci", choices=("dev", "ci", "thorough"),
+                   help="Hypothesis profile (default: ci, derandomised)")
+    r.add_argument("--report", default="conformance-report", metavar="DIR",
+                   help="report folder (default: conformance-report)")
+    r.add_argument("--max-examples", type=int, metavar="N",
+                   help="override the profile's number of examples per property")
+    r.add_argument("-n", dest="workers", metavar="N",
+                   help="pytest-xdist workers per process (needs pytest-xdist)")
+    r.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+    r.set_defaults(func=cmd_run)
+    li = sub.add_parser("list", help="list the claims (or, with --impls, implementations)")
+    li.add_argument("--impls", action="store_true")
+    li.set_defaults(func=cmd_list)
+    s = sub.add_parser("show", help="show one claim and the tests that check it")
+    s.add_argument("claim")
+    s.set_defaults(func=cmd_show)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "max_examples", None) is not None and args.max_examples < 1:
+        parser().error("--max-examples must be >= 1")
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Implementations under test: the protocol, the registry and name resolution.
+
+An implementation is any object with the methods of :class:`Implementation` (NumPy in,
+NumPy out, Keras-layout weights).  Subclassing :class:`Implementation` is optional; it only
+supplies defaults that raise :class:`Unsupported`, which the report shows as ``n/a``.
+
+Names accepted wherever an implementation is named (``--impl``):
+
+* a registered name (``conformance list --impls`` shows them);
+* ``package.module:attribute``, where the attribute is an implementation object, a class
+  (instantiated without arguments) or a function returning an implementation;
+* a name published by a third party in the entry-point group ``conformance.implementations``
+  whose value is ``package.module:attribute`` as above.
+
+Nothing here imports a framework: adapters are imported when they are loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from ..cases import DenseLayer, EmbeddingLayer, RNNLayer
+
+ENTRY_POINT_GROUP = "conformance.implementations"
+
+
+class Unsupported(Exception):
+    """The implementation cannot express this configuration; the report shows n/a."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ImplementationUnavailable(Exception):
+    """A named implementation could not be loaded (unknown name, missing framework...)."""
+
+
+@runtime_checkable
+class ImplementationProtocol(Protocol):
+    """What the specs call.  Arrays are NumPy; weights are dicts in the Keras layout."""
+
+    name: str
+
+    def versions(self) -> Mapping[str, str]: ...
+
+    def one_hot(self, ids: np.ndarray, depth: int) -> np.ndarray: ...
+
+    def dense(self, layer: DenseLayer, weights: Mapping, x: np.ndarray) -> np.ndarray: ...
+
+    def dense_vjp(self, layer: DenseLayer, weights: Mapping, x: np.ndarray,
+                  upstream: np.ndarray) -> dict: ...
+
+    def embedding(self, layer: EmbeddingLayer, weights: Mapping, ids: np.ndarray
+                  ) -> np.ndarray: ...
+
+    def embedding_mask(self, layer: EmbeddingLayer, ids: np.ndarray) -> Optional[np.ndarray]: ...
+
+    def embedding_vjp(self, layer: EmbeddingLayer, weights: Mapping, ids: np.ndarray,
+                      upstream: np.ndarray) -> dict: ...
+
+    def rnn(self, layer: RNNLayer, weights: Mapping, x: np.ndarray, *,
+            initial_state: Optional[Sequence[np.ndarray]] = None,
+            mask: Optional[np.ndarray] = None) -> list[np.ndarray]: ...
+
+    def rnn_vjp(self, layer: RNNLayer, weights: Mapping, x: np.ndarray,
+                upstream: Sequence[np.ndarray], *,
+                initial_state: Optional[Sequence[np.ndarray]] = None,
+                mask: Optional[np.ndarray] = None) -> dict: ...
+
+    def initial_weights(self, layer: Any, input_dim: int, seed: int) -> dict: ...
+
+
+class Implementation:
+    """Convenience base class.  Methods an adapter does not override raise Unsupported.
+
+    Contract of each method:
+
+    ``one_hot(ids, depth)``
+        ids (any integer shape S) -> float array S + (depth,).
+    ``dense(layer, weights, x)`` / ``dense_vjp(layer, weights, x, upstream)``
+        weights ``kernel`` (in, units) and, with ``layer.use_bias``, ``bias`` (units,).
+        The VJP returns ``{"x", "kernel", "bias"}``: gradients of ``sum(upstream * out)``.
+    ``embedding(layer, weights, ids)``
+        weights ``embeddings`` (input_dim, output_dim); returns S + (output_dim,).
+        Invalid ids may raise any exception: the specs record what happened.
+    ``embedding_mask(layer, ids)``
+        the mask the layer hands on (bool array shaped like ids) or None.
+    ``embedding_vjp(layer, weights, ids, upstream)``
+        ``{"embeddings": grad, "ids": None | grad}``; the ids are fed as a float tensor
+        where the framework allows it; None means "no gradient path".
+    ``rnn(layer, weights, x, initial_state=None, mask=None)``
+        x (B, T, F) float; weights ``kernel``, ``recurrent_kernel`` and (with use_bias)
+        ``bias`` in the Keras layout; returns a list: ``[output]``, or
+        ``[output, *final_states]`` with ``layer.return_state`` (LSTM: h then c).
+    ``rnn_vjp(layer, weights, x, upstream, initial_state=None, mask=None)``
+        ``upstream`` is one array per returned output (same list as ``rnn`` returns);
+        returns gradients of ``sum_k sum(upstream[k] * outputs[k])`` as a dict with
+        ``"x"``, ``"initial_state"`` (a tuple, present when an initial state was given)
+        and one entry per weight name.
+    ``initial_weights(layer, input_dim, seed)``
+        the weights a freshly built layer gets from its default initialisers, keyed by
+        Keras name in the Keras order, seeded by ``seed`` where the framework allows it.
+    """
+
+    name = "unnamed"
+
+    def versions(self) -> Mapping[str, str]:
+        return {}
+
+    def _unsupported(self, what: str):
+        raise Unsupported(f"{self.name} does not implement {what}")
+
+    def one_hot(self, ids, depth):
+        self._unsupported("one_hot")
+
+    def dense(self, layer, weights, x):
+        self._unsupported("dense")
+
+    def dense_vjp(self, layer, weights, x, upstream):
+        self._unsupported("dense gradients")
+
+    def embedding(self, layer, weights, ids):
+        self._unsupported("embedding")
+
+    def embedding_mask(self, layer, ids):
+        self._unsupported("embedding masks")
+
+    def embedding_vjp(self, layer, weights, ids, upstream):
+        self._unsupported("embedding gradients")
+
+    def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
+        self._unsupported(f"{layer.cell}")
+
+    def rnn_vjp(self, layer, weights, x, upstream, *, initial_state=None, mask=None):
+        self._unsupported(f"{layer.cell} gradients")
+
+    def initial_weights(self, layer, input_dim, seed):
+        self._unsupported("default initialisation")
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A built-in implementation: where it lives and what its process needs."""
+
+    name: str
+    target: str  # "module:attribute"
+    requires: tuple[str, ...] = ()  # importable modules it needs
+    env: Mapping[str, str] = field(default_factory=dict)  # process environment it needs
+    install: str = ""  # how to install what it needs
+    description: str = ""
+
+
+# Keras 3 backends registered so far (others follow with their gradient wiring).
+_KERAS_BACKENDS = {
+    "tensorflow": ("tensorflow",),
+}
+
+REGISTRY: dict[str, Registered] = {
+    "reference": Registered(
+        "reference", "conformance.implementations.reference:ReferenceImplementation",
+        description="the NumPy float64 oracle"),
+}
+for _backend, _needs in _KERAS_BACKENDS.items():
+    REGISTRY[f"keras-{_backend}"] = Registered(
+        f"keras-{_backend}", f"conformance.implementations.keras:for_backend_{_backend}",
+        requires=("keras",) + _needs, env={"KERAS_BACKEND": _backend},
+        install="pip install 'conformance[keras]'" if _backend == "tensorflow"
+        else f"pip install keras {' '.join(_needs)}",
+        description=f"Keras 3 on the {_backend} backend")
+
+
+def current_keras_backend() -> str:
+    """The backend Keras will pick in this process, read without importing Keras."""
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend:
+        return backend
+    cfg = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
+                       "keras.json")
+    try:
+        import json
+
+        with open(cfg) as fh:
+            return json.load(fh).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def canonical_name(name: str) -> str:
+    """``keras`` is an alias for the Keras 3 backend of the current process."""
+    if name == "keras":
+        return f"keras-{current_keras_backend()}"
+    return name
+
+
+def entry_points() -> dict[str, str]:
+    from importlib.metadata import entry_points as eps
+
+    return {ep.name: ep.value for ep in eps(group=ENTRY_POINT_GROUP)}
+
+
+def missing_requirements(name: str) -> list[str]:
+    reg = REGISTRY.get(canonical_name(name))
+    if reg is None:
+        return []
+    return [m for m in reg.requires if importlib.util.find_spec(m) is None]
+
+
+def installed() -> list[str]:
+    """Registered and entry-point implementations whose requirements are importable."""
+    names = [n for n in REGISTRY if not missing_requirements(n)]
+    names += [n for n in entry_points() if n not in names]
+    return names
+
+
+def process_env(name: str) -> dict[str, str]:
+    reg = REGISTRY.get(canonical_name(name))
+    return dict(reg.env) if reg else {}
+
+
+def _import_target(target: str):
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ImplementationUnavailable(
+            f"{target!r} is not of the form package.module:attribute")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImplementationUnavailable(f"cannot import {module_name!r}: {exc}") from exc
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ImplementationUnavailable(
+                f"module {module_name!r} has no attribute {attr!r}") from None
+    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "rnn")):
+        obj = obj()
+    return obj
+
+
+def load(name: str):
+    """Load an implementation by name; raise ImplementationUnavailable with a readable
+    reason when that is not possible."""
+    name = canonical_name(name)
+    reg = REGISTRY.get(name)
+    try:
+        if reg is not None:
+            missing = missing_requirements(name)
+            if missing:
+                hint = f" ({reg.install})" if reg.install else ""
+                raise ImplementationUnavailable(
+                    f"{name} needs {', '.join(missing)}, which is not installed{hint}")
+            for key, value in reg.env.items():
+                if os.environ.get(key, value) != value and key == "KERAS_BACKEND":
+                    raise ImplementationUnavailable(
+                        f"{name} needs KERAS_BACKEND={value} but this process has "
+                        f"{os.environ[key]}; Keras picks its backend once per process "
+                        f"(`conformance run` starts one process per backend)")
+            impl = _import_target(reg.target)
+        elif ":" in name:
+            impl = _import_target(name)
+        else:
+            eps = entry_points()
+            if name not in eps:
+                known = sorted(set(REGISTRY) | set(eps) | {"keras"})
+                raise ImplementationUnavailable(
+                    f"unknown implementation {name!r}; known: {', '.join(known)}, or "
+                    f"package.module:attribute")
+            impl = _import_target(eps[name])
+    except ImplementationUnavailable:
+        raise
+    except Exception as exc:  # a broken adapter must not take the run down
+        raise ImplementationUnavailable(
+            f"loading {name} raised {type(exc).__name__}: {exc}") from exc
+    missing_methods = [m for m in ("rnn", "embedding", "one_hot") if not hasattr(impl, m)]
+    if missing_methods:
+        raise ImplementationUnavailable(
+            f"{name} resolved to {type(impl).__name__}, which lacks "
+            f"{', '.join(missing_methods)}: not an implementation")
+    if not getattr(impl, "name", None) or getattr(impl, "name") == "unnamed":
+        try:
+            impl.name = name
+        except AttributeError:
+            pass
+    return impl

@@ -1,0 +1,330 @@
+"""Broken implementations the suite must catch.
+
+Each is the reference with one realistic bug.  ``CATCHES`` maps each to the claims that
+must fail for it; ``tests/test_broken.py`` runs the specs on all of them and checks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conformance import reference as ref
+from conformance.cases import DenseLayer, RNNLayer
+from conformance.implementations.reference import ReferenceImplementation
+
+
+def _permute_lstm_blocks(w: dict, order) -> dict:
+    """Reorder the four gate blocks of every LSTM weight (the last axis)."""
+    out = {}
+    for k, v in w.items():
+        blocks = np.split(np.asarray(v), 4, axis=-1)
+        out[k] = np.concatenate([blocks[i] for i in order], axis=-1)
+    return out
+
+
+class _Broken(ReferenceImplementation):
+    def __init__(self):
+        self.name = type(self).__name__
+
+
+# --------------------------------------------------------------------------- one-hot
+
+
+class TransposedOneHot(_Broken):
+    """Puts the vocabulary axis first instead of last."""
+
+    def one_hot(self, ids, depth):
+        return np.moveaxis(ref.one_hot(ids, depth), -1, 0)
+
+
+class SmoothedOneHot(_Broken):
+    """Label smoothing left on: 0.9 at the word, the rest spread over the others."""
+
+    def one_hot(self, ids, depth):
+        oh = ref.one_hot(ids, depth)
+        if depth < 2:
+            return oh
+        return oh * 0.9 + (1 - oh) * (0.1 / (depth - 1))
+
+
+class WrappingOneHot(_Broken):
+    """Indexes an identity matrix, so negative ids wrap and large ones raise."""
+
+    def one_hot(self, ids, depth):
+        return np.eye(depth)[np.asarray(ids)]
+
+
+# --------------------------------------------------------------------------- dense
+
+
+class DenseWithBias(_Broken):
+    """The bias-free Dense adds a bias anyway (and owns one)."""
+
+    def dense(self, layer, weights, x):
+        return super().dense(layer, weights, x) + 0.5
+
+    def initial_weights(self, layer, input_dim, seed):
+        w = super().initial_weights(layer, input_dim, seed)
+        if isinstance(layer, DenseLayer) and "bias" not in w:
+            w["bias"] = np.zeros(layer.units)
+        return w
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+class ShiftedEmbedding(_Broken):
+    """Reads the next row of the table (off by one in the vocabulary)."""
+
+    def embedding(self, layer, weights, ids):
+        table = np.asarray(weights["embeddings"], dtype=np.float64)
+        return table[(np.asarray(ids) + 1) % table.shape[0]]
+
+
+class TransposedEmbeddingTable(_Broken):
+    """Stores its table as (output_dim, input_dim)."""
+
+    def initial_weights(self, layer, input_dim, seed):
+        w = super().initial_weights(layer, input_dim, seed)
+        if "embeddings" in w:
+            w["embeddings"] = w["embeddings"].T
+        return w
+
+
+class FlatEmbedding(_Broken):
+    """Flattens the batch: (batch * seq, dim) instead of (batch, seq, dim)."""
+
+    def embedding(self, layer, weights, ids):
+        out = super().embedding(layer, weights, ids)
+        return out.reshape(-1, out.shape[-1])
+
+
+class PositionalEmbedding(_Broken):
+    """Adds a position-dependent offset, so a word's vector depends on where it stands."""
+
+    def embedding(self, layer, weights, ids):
+        out = super().embedding(layer, weights, ids)
+        if out.ndim >= 2:
+            out = out + 0.01 * np.arange(out.shape[-2])[:, None]
+        return out
+
+
+class OffsetEmbedding(_Broken):
+    """Adds a constant to every vector (so cosine is no longer scale-invariant)."""
+
+    def embedding(self, layer, weights, ids):
+        return super().embedding(layer, weights, ids) + 0.25
+
+
+class DoubledGradients(_Broken):
+    """Every gradient is scaled by 2."""
+
+    def embedding_vjp(self, layer, weights, ids, upstream):
+        g = super().embedding_vjp(layer, weights, ids, upstream)
+        return {"embeddings": 2 * g["embeddings"], "ids": None}
+
+    def dense_vjp(self, layer, weights, x, upstream):
+        return {k: 2 * v for k, v in super().dense_vjp(layer, weights, x, upstream).items()}
+
+    def rnn_vjp(self, layer, weights, x, upstream, **kw):
+        g = super().rnn_vjp(layer, weights, x, upstream, **kw)
+        return {k: (tuple(2 * s for s in v) if isinstance(v, tuple) else 2 * v)
+                for k, v in g.items()}
+
+
+class LeakyIdGradient(_Broken):
+    """Reports a gradient for the integer ids."""
+
+    def embedding_vjp(self, layer, weights, ids, upstream):
+        g = super().embedding_vjp(layer, weights, ids, upstream)
+        g["ids"] = np.asarray(upstream, dtype=np.float64).sum(-1)
+        return g
+
+
+class WrappingEmbedding(_Broken):
+    """Wraps negative ids NumPy-style and clips large ones instead of raising."""
+
+    def embedding(self, layer, weights, ids):
+        table = np.asarray(weights["embeddings"], dtype=np.float64)
+        ids = np.asarray(ids)
+        return table[np.clip(np.where(ids < 0, ids + table.shape[0], ids), 0,
+                             table.shape[0] - 1)]
+
+
+class IgnoredMaskZero(_Broken):
+    """mask_zero=True produces no mask."""
+
+    def embedding_mask(self, layer, ids):
+        return None
+
+
+# --------------------------------------------------------------------------- recurrent
+
+
+class NoRecurrentTerm(_Broken):
+    """Drops h_(t-1) recurrent_kernel from the recurrence."""
+
+    def _weights(self, layer, weights):
+        w = super()._weights(layer, weights)
+        w["recurrent_kernel"] = np.zeros_like(np.asarray(w["recurrent_kernel"], dtype=float))
+        return w
+
+
+class SwappedLSTMGates(_Broken):
+    """Reads the LSTM gate blocks as i, c, f, o instead of i, f, c, o."""
+
+    def _weights(self, layer, weights):
+        w = super()._weights(layer, weights)
+        return _permute_lstm_blocks(w, (0, 2, 1, 3)) if layer.cell == "lstm" else w
+
+
+class OffByOneInTime(_Broken):
+    """Emits the state from before each step: the outputs lag the input by one step."""
+
+    def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
+        seq_layer = layer.replace(return_sequences=True, return_state=True)
+        outs = super().rnn(seq_layer, weights, x, initial_state=initial_state, mask=mask)
+        seq = outs[0]
+        h0 = np.zeros_like(seq[:, :1]) if initial_state is None else \
+            np.asarray(initial_state[0])[:, None]
+        lagged = np.concatenate([h0, seq[:, :-1]], axis=1)
+        first = lagged if layer.return_sequences else lagged[:, -1]
+        return [first] + (outs[1:] if layer.return_state else [])
+
+
+class WrongRank(_Broken):
+    """Keeps a length-1 time axis when return_sequences=False."""
+
+    def rnn(self, layer, weights, x, **kw):
+        outs = super().rnn(layer, weights, x, **kw)
+        if not layer.return_sequences:
+            outs[0] = outs[0][:, None, :]
+        return outs
+
+
+class FirstStepOutput(_Broken):
+    """Without return_sequences, returns the first step's output instead of the last."""
+
+    def rnn(self, layer, weights, x, **kw):
+        seq = super().rnn(layer.replace(return_sequences=True), weights, x, **kw)
+        if not layer.return_sequences:
+            seq[0] = seq[0][:, 0]
+        return seq
+
+
+class PeekingRNN(_Broken):
+    """Adds the mean of the whole sequence to every step's input (not causal)."""
+
+    def rnn(self, layer, weights, x, **kw):
+        x = np.asarray(x, dtype=np.float64)
+        return super().rnn(layer, weights, x + x.mean(axis=1, keepdims=True), **kw)
+
+
+class SortedSteps(_Broken):
+    """Sorts the time steps before reading them, so the order is lost."""
+
+    def rnn(self, layer, weights, x, **kw):
+        x = np.asarray(x, dtype=np.float64)
+        order = np.argsort(x.sum(-1), axis=1, kind="stable")
+        return super().rnn(layer, weights, np.take_along_axis(x, order[..., None], 1), **kw)
+
+
+class BiasAlwaysOwned(_Broken):
+    """A recurrent layer owns a bias even with use_bias=False."""
+
+    def initial_weights(self, layer, input_dim, seed):
+        w = super().initial_weights(layer, input_dim, seed)
+        if isinstance(layer, RNNLayer) and "bias" not in w:
+            w["bias"] = np.zeros(np.shape(w["recurrent_kernel"])[1])
+        return w
+
+
+class LinearIdentityRNN(_Broken):
+    """A SimpleRNN without tanh, initialised with an identity recurrent kernel: nothing
+    fades, so gradients reach early steps undiminished."""
+
+    def initial_weights(self, layer, input_dim, seed):
+        w = super().initial_weights(layer, input_dim, seed)
+        if isinstance(layer, RNNLayer) and layer.cell == "simple_rnn":
+            w["recurrent_kernel"] = np.eye(layer.units)
+        return w
+
+    def rnn_vjp(self, layer, weights, x, upstream, **kw):
+        if layer.cell != "simple_rnn":
+            return super().rnn_vjp(layer, weights, x, upstream, **kw)
+        # linear recurrence: d h_T / d x_t = kernel^T (recurrent^T)^(T-1-t) applied upstream
+        x = np.asarray(x, dtype=np.float64)
+        k = np.asarray(weights["kernel"], dtype=np.float64)
+        r = np.asarray(weights["recurrent_kernel"], dtype=np.float64)
+        g = np.asarray(upstream[0], dtype=np.float64)
+        dx = np.zeros_like(x)
+        for t in reversed(range(x.shape[1])):
+            dx[:, t] = g @ k.T
+            g = g @ r.T
+        return {"x": dx}
+
+
+class NoForgetLSTM(_Broken):
+    """An LSTM whose forget gate is stuck shut (c_t = i g): no memory across steps."""
+
+    def _weights(self, layer, weights):
+        w = {k: np.array(v, dtype=np.float64) for k, v in super()._weights(layer, weights).items()}
+        if layer.cell == "lstm":
+            u = layer.units
+            w["kernel"][:, u:2 * u] = 0
+            w["recurrent_kernel"][:, u:2 * u] = 0
+            if "bias" in w:
+                w["bias"][u:2 * u] = -1e4
+            else:
+                raise AssertionError("NoForgetLSTM needs a bias")
+        return w
+
+
+class StatesSwapped(_Broken):
+    """return_state gives [output, c_T, h_T] for an LSTM."""
+
+    def rnn(self, layer, weights, x, **kw):
+        outs = super().rnn(layer, weights, x, **kw)
+        if layer.cell == "lstm" and layer.return_state:
+            outs[1], outs[2] = outs[2], outs[1]
+        return outs
+
+
+class NoUnitForgetBias(_Broken):
+    """Initialises the LSTM bias with zeros everywhere (unit_forget_bias ignored)."""
+
+    def initial_weights(self, layer, input_dim, seed):
+        w = super().initial_weights(layer, input_dim, seed)
+        if isinstance(layer, RNNLayer) and layer.cell == "lstm" and "bias" in w:
+            w["bias"] = np.zeros_like(w["bias"])
+        return w
+
+
+CATCHES = {
+    "TransposedOneHot": {"onehot.shape"},
+    "SmoothedOneHot": {"onehot.exactly_one", "onehot.no_similarity"},
+    "WrappingOneHot": {"onehot.out_of_range"},
+    "DenseWithBias": {"dense.kernel_shape", "dense.onehot_selects_rows",
+                      "embedding.equals_onehot_dense"},
+    "ShiftedEmbedding": {"embedding.lookup", "embedding.equals_onehot_dense"},
+    "TransposedEmbeddingTable": {"embedding.weight_shape"},
+    "FlatEmbedding": {"embedding.output_shape"},
+    "PositionalEmbedding": {"embedding.same_word_same_vector", "rnn.order_matters"},
+    "OffsetEmbedding": {"similarity.cosine", "embedding.lookup"},
+    "DoubledGradients": {"embedding.weight_gradient", "rnn.vanishing_gradient_bound"},
+    "LeakyIdGradient": {"embedding.no_input_gradient"},
+    "WrappingEmbedding": {"embedding.invalid_ids"},
+    "IgnoredMaskZero": {"embedding.mask_zero"},
+    "NoRecurrentTerm": {"rnn.recurrence", "lstm.recurrence"},
+    "SwappedLSTMGates": {"lstm.recurrence", "lstm.weight_shapes"},
+    "OffByOneInTime": {"rnn.recurrence", "lstm.recurrence"},
+    "WrongRank": {"rnn.return_sequences_rank"},
+    "FirstStepOutput": {"rnn.last_step"},
+    "PeekingRNN": {"rnn.causal"},
+    "SortedSteps": {"rnn.order_matters"},
+    "BiasAlwaysOwned": {"rnn.weight_shapes"},
+    "LinearIdentityRNN": {"rnn.vanishing_gradient_decay"},
+    "NoForgetLSTM": {"lstm.gradient_persists", "lstm.recurrence"},
+    "StatesSwapped": {"lstm.return_state"},
+    "NoUnitForgetBias": {"lstm.unit_forget_bias"},
+}

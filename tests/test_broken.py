@@ -1,0 +1,46 @@
+"""Every broken implementation in tests/broken.py is caught by the claims it breaks,
+within the default (ci) profile.  All run in one pytest-xdist session, which also checks
+that outcomes recorded on workers reach the report."""
+
+import json
+
+import pytest
+
+from . import broken
+
+
+@pytest.fixture(scope="module")
+def broken_report(tmp_path_factory):
+    from .conftest import run_specs
+
+    out = tmp_path_factory.mktemp("broken")
+    args = ["-n", "2", "--hypothesis-profile", "ci", "--report", str(out)]
+    for name in broken.CATCHES:
+        args += ["--impl", f"tests.broken:{name}"]
+    proc = run_specs(*args)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((out / "report.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(broken.CATCHES))
+def test_broken_implementation_is_caught(broken_report, name):
+    impl = f"tests.broken:{name}"
+    assert broken_report["implementations"][impl]["status"] == "ok"
+    failed = {c["id"] for c in broken_report["claims"]
+              if c["results"].get(impl, {}).get("outcome") == "failed"}
+    missing = broken.CATCHES[name] - failed
+    assert not missing, f"{name} was not caught by {sorted(missing)}; it failed {sorted(failed)}"
+    for c in broken_report["claims"]:
+        res = c["results"].get(impl)
+        if res and res["outcome"] == "failed":
+            t = next(t for t in res["tests"] if t["outcome"] == "failed")
+            assert t["replay"].startswith("pytest ") and "--impl" in t["replay"]
+
+
+def test_every_claim_in_scope_has_a_broken_implementation():
+    caught = set().union(*broken.CATCHES.values())
+    from conformance.claims import CLAIMS
+
+    later = {"distributional.context_similarity", "rnn.sequential_cost"}
+    in_scope = {c.id for c in CLAIMS.values() if c.section in "ABCDE"} - later
+    assert in_scope - caught == set()

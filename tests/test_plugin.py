@@ -1,0 +1,166 @@
+"""The pytest plugin, driven through pytester in separate processes."""
+
+import json
+
+import pytest
+
+ADAPTERS = '''
+import numpy as np
+from conformance.implementations import Unsupported
+from conformance.implementations.reference import ReferenceImplementation
+
+class Raises(ReferenceImplementation):
+    name = "raises"
+    def embedding(self, layer, weights, ids):
+        raise RuntimeError("adapter blew up")
+
+class ReturnsNaN(ReferenceImplementation):
+    name = "nan"
+    def embedding(self, layer, weights, ids):
+        return super().embedding(layer, weights, ids) * np.nan
+
+class WrongShape(ReferenceImplementation):
+    name = "wrongshape"
+    def embedding(self, layer, weights, ids):
+        return super().embedding(layer, weights, ids)[..., :1, :]
+
+class NoEmbedding(ReferenceImplementation):
+    name = "noembedding"
+    def embedding(self, layer, weights, ids):
+        raise Unsupported("this framework has no embedding layer")
+
+class BadVersions(ReferenceImplementation):
+    name = "badversions"
+    def versions(self):
+        raise RuntimeError("no versions here")
+
+def factory():
+    return ReferenceImplementation()
+'''
+
+SPEC = '''
+import numpy as np
+from hypothesis import given
+from conformance import strategies as cst, tolerances as tol
+from conformance.claims import claim
+
+@claim("embedding.lookup")
+@given(case=cst.embedding_cases())
+def test_lookup(impl, case):
+    out = impl.embedding(case.layer, case.weights, case.ids)
+    tol.assert_exact(out, case.embeddings.astype(np.asarray(out).dtype)[case.ids], "lookup", case)
+
+@claim("onehot.shape")
+@given(depth=cst.st.integers(1, 5))
+def test_onehot(impl, depth):
+    assert np.asarray(impl.one_hot(np.arange(depth), depth)).shape == (depth, depth)
+'''
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makepyfile(adapters=ADAPTERS, test_spec=SPEC)
+    pytester.syspathinsert()
+    return pytester
+
+
+def run(pytester, *impls, extra=()):
+    args = ["--report", "rep", "--hypothesis-profile", "ci", "-p", "no:cacheprovider"]
+    for i in impls:
+        args += ["--impl", i]
+    result = pytester.runpytest_subprocess(*args, *extra)
+    rep_path = pytester.path / "rep" / "report.json"
+    rep = json.loads(rep_path.read_text()) if rep_path.exists() else None
+    return result, rep
+
+
+def outcome(rep, claim, impl):
+    return next(c for c in rep["claims"] if c["id"] == claim)["results"][impl]
+
+
+def test_bad_adapters_become_readable_failures_not_crashes(project):
+    result, rep = run(project, "reference", "adapters:Raises", "adapters:ReturnsNaN",
+                      "adapters:WrongShape", "adapters:NoEmbedding")
+    assert result.ret == 1
+    assert outcome(rep, "embedding.lookup", "reference")["outcome"] == "passed"
+    raised = outcome(rep, "embedding.lookup", "adapters:Raises")
+    assert raised["outcome"] == "failed" and "adapter blew up" in raised["reason"]
+    assert raised["tests"][0]["falsifying_example"]
+    assert "--impl adapters:Raises" in raised["tests"][0]["replay"]
+    nan = outcome(rep, "embedding.lookup", "adapters:ReturnsNaN")
+    assert nan["outcome"] == "failed" and "nan" in nan["reason"].lower()
+    shape = outcome(rep, "embedding.lookup", "adapters:WrongShape")
+    assert shape["outcome"] == "failed" and "shape" in shape["reason"]
+    na = outcome(rep, "embedding.lookup", "adapters:NoEmbedding")
+    assert na == {**na, "outcome": "n/a", "reason": "this framework has no embedding layer"}
+    # the other claim is untouched by the broken embedding
+    for impl in ("adapters:Raises", "adapters:ReturnsNaN", "adapters:WrongShape"):
+        assert outcome(rep, "onehot.shape", impl)["outcome"] == "passed"
+    result.stdout.fnmatch_lines(["*conformance matrix*", "*embedding.lookup*FAIL*"])
+
+
+def test_unknown_and_unloadable_implementations_get_one_line(project):
+    result, rep = run(project, "reference", "no-such-impl", "adapters:Missing",
+                      "nomodule_xyz:thing")
+    assert result.ret == 1
+    impls = rep["implementations"]
+    assert impls["reference"]["status"] == "ok"
+    assert "unknown implementation 'no-such-impl'" in impls["no-such-impl"]["error"]
+    assert "has no attribute 'Missing'" in impls["adapters:Missing"]["error"]
+    assert "cannot import 'nomodule_xyz'" in impls["nomodule_xyz:thing"]["error"]
+    result.stdout.fnmatch_lines(["*implementation no-such-impl could not be loaded*"])
+    assert outcome(rep, "embedding.lookup", "reference")["outcome"] == "passed"
+
+
+def test_factory_functions_and_broken_versions_are_accepted(project):
+    result, rep = run(project, "adapters:factory", "adapters:BadVersions")
+    assert result.ret == 0, result.stdout.str()
+    assert "error" in rep["implementations"]["adapters:BadVersions"]["versions"]
+
+
+def test_expectations_turn_departures_into_expected_failures(project):
+    project.makefile(".txt", **{"adapters:Raises": ""})  # keep pytester quiet about names
+    exp = project.path / "departures.txt"
+    exp.write_text("@impl adapters:Raises\n"
+                   "embedding.lookup | the adapter cannot embed | https://example.org/1\n"
+                   "onehot.exactly_one | matches nothing collected here | https://example.org/2\n")
+    result, rep = run(project, "adapters:Raises", extra=["--expectations", str(exp)])
+    assert result.ret == 0, result.stdout.str()
+    res = outcome(rep, "embedding.lookup", "adapters:Raises")
+    assert res["outcome"] == "expected-failure"
+    assert "the adapter cannot embed" in res["reason"] and "adapter blew up" in res["reason"]
+    assert any("onehot.exactly_one" in u for u in rep["unmatched_expectations"])
+    result.stdout.fnmatch_lines(["*expectation entry matched nothing*onehot.exactly_one*"])
+    # skip mode: not run at all, reported as skipped
+    result, rep = run(project, "adapters:Raises",
+                      extra=["--expectations", str(exp), "--expectations-mode", "skip"])
+    assert outcome(rep, "embedding.lookup", "adapters:Raises")["outcome"] == "skipped"
+
+
+def test_stale_expectation_shows_as_passed_with_note(project):
+    exp = project.path / "stale.txt"
+    exp.write_text("@impl reference\nembedding.lookup | once broken | https://example.org/3\n")
+    result, rep = run(project, "reference", extra=["--expectations", str(exp)])
+    assert result.ret == 0
+    res = outcome(rep, "embedding.lookup", "reference")
+    assert res["outcome"] == "passed" and "did not occur" in res["reason"]
+
+
+def test_report_header_names_implementations_and_versions(project):
+    result, _ = run(project, "reference")
+    result.stdout.fnmatch_lines(["conformance: implementations under test: reference",
+                                 "  reference: numpy *"])
+
+
+def test_xdist_workers_report_to_the_controller(project):
+    pytest.importorskip("xdist")
+    result, rep = run(project, "reference", "adapters:Raises", extra=["-n", "2"])
+    assert result.ret == 1
+    assert outcome(rep, "embedding.lookup", "adapters:Raises")["outcome"] == "failed"
+    assert outcome(rep, "onehot.shape", "reference")["outcome"] == "passed"
+
+
+def test_bad_max_examples_is_a_usage_error(project):
+    result = project.runpytest_subprocess("--max-examples", "0")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--max-examples must be >= 1*"])
