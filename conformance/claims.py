@@ -46,11 +46,11 @@ SECTIONS = {
     "H": "Versions and persistence",
 }
 
-_SEED_A = "seed: 분포 가설과 분산 표현 (distribution hypothesis, distributed representation)"
-_SEED_B = "seed: the one-hot vector fed to a bias-free Dense (Embedding 레이어 section)"
-_SEED_C = "seed: Embedding 레이어 section and its example"
-_SEED_D = "seed: 순차적인 Recurrent 레이어 RNN section and its SimpleRNN example"
-_SEED_E = "seed: 순차적인 Recurrent 레이어 LSTM (closing heading)"
+_SEED_A = "tutorial: 분포 가설과 분산 표현 (distribution hypothesis, distributed representation)"
+_SEED_B = "tutorial: the one-hot vector fed to a bias-free Dense (Embedding 레이어 section)"
+_SEED_C = "tutorial: Embedding 레이어 section and its example"
+_SEED_D = "tutorial: 순차적인 Recurrent 레이어 RNN section and its SimpleRNN example"
+_SEED_E = "tutorial: 순차적인 Recurrent 레이어 LSTM (closing heading)"
 
 _TABLE: list[tuple[str, str, str, str, str]] = [
     # id, kind, section, source, statement

@@ -76,8 +76,21 @@ def cmd_run(args) -> int:
     names = []
     for n in args.impl or []:
         names += [p.strip() for p in n.split(",") if p.strip()]
-    if not names or names == ["all"]:
-        names = _impls.installed()
+    if args.impl and not names:
+        print("conformance: --impl names no implementation", file=sys.stderr)
+        return 2
+    if not names or "all" in names:
+        names = [n for n in names if n != "all"]
+        names += [n for n in _impls.installed() if n not in names]
+    folder = Path(args.report)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".conformance-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        print(f"conformance: cannot write the report folder {folder}: {exc}", file=sys.stderr)
+        return 2
     names = list(dict.fromkeys(_impls.canonical_name(n) for n in names))
     groups = group_by_process(names)
     print(f"conformance: running {', '.join(names)} in {len(groups)} process(es), "
@@ -94,12 +107,19 @@ def cmd_run(args) -> int:
             rc = subprocess.call(cmd, env=proc_env)
             js = out / "report.json"
             if js.exists():
-                reports.append(_report.read(js))
+                rep = _report.read(js)
+                if rc not in (0, 1):
+                    # interrupted, internal error or usage error: what ran is kept, but the
+                    # run is incomplete and must not pass
+                    rep.setdefault("incomplete", []).append(
+                        f"process {i + 1} ({', '.join(members)}) stopped with pytest exit "
+                        f"status {rc}")
+                reports.append(rep)
             else:
                 reports.append(_unavailable_report(
-                    members, f"the pytest process exited with status {rc} without a report"))
+                    members, f"the pytest process exited with status {rc} without a report "
+                             f"(see its output above)"))
     merged = _report.merge(reports)
-    folder = Path(args.report)
     paths = _report.write(merged, folder)
     print()
     print(_report.render_terminal(merged))
@@ -124,8 +144,15 @@ def cmd_list(args) -> int:
             print(f"{name:20} entry point {target}")
         return 0
     width = max(len(c) for c in _claims.CLAIMS)
+    specified = {c for c in _claims.CLAIMS if _tests_for(c)}
+    print(f"{'claim':{width}}  {'kind':12} sec  tested  source")
     for c in _claims.CLAIMS.values():
-        print(f"{c.id:{width}}  {c.kind:12} {c.section}  {c.source}")
+        mark = "yes" if c.id in specified else "-"
+        print(f"{c.id:{width}}  {c.kind:12} {c.section}    {mark:6}  {c.source}")
+    print("\nsections: " + "; ".join(f"{k} {v}" for k, v in _claims.SECTIONS.items()))
+    print(f"{len(specified)} of {len(_claims.CLAIMS)} claims have tests.  A source says "
+          f"whether a claim comes from the tutorial the project grew from (tutorial: its "
+          f"section) or from documented Keras behaviour (keras: the argument).")
     return 0
 
 
@@ -155,8 +182,17 @@ def cmd_show(args) -> int:
     return 0
 
 
+def _workers(text: str) -> str:
+    if text in ("auto", "logical") or (text.isdigit() and int(text) >= 0):
+        return text
+    raise argparse.ArgumentTypeError(f"expected a number of workers or 'auto', got {text!r}")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="conformance", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="conformance",
+        description="Run the conformance specs on implementations of one-hot, Dense, "
+                    "Embedding, SimpleRNN, LSTM and GRU layers, and report claim by claim.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the specs on implementations and write the report")
     r.add_argument("--impl", action="append", metavar="NAME",
@@ -167,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
                    help="report folder (default: conformance-report)")
     r.add_argument("--max-examples", type=int, metavar="N",
                    help="override the profile's number of examples per property")
-    r.add_argument("-n", dest="workers", metavar="N",
+    r.add_argument("-n", dest="workers", metavar="N", type=_workers,
                    help="pytest-xdist workers per process (needs pytest-xdist)")
     r.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     r.set_defaults(func=cmd_run)

@@ -15,8 +15,14 @@ import re
 import time
 from pathlib import Path
 
+import signal
+import threading
+
+import hypothesis
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.errors import UnsatisfiedAssumption, Unsatisfiable
 
 from . import claims as _claims
 from . import expectations as _exp
@@ -32,7 +38,8 @@ PROFILES = {
     "thorough": dict(max_examples=400),
 }
 _COMMON = dict(deadline=None, print_blob=True,
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                      HealthCheck.filter_too_much],
                phases=tuple(Phase))
 for _name, _kw in PROFILES.items():
     settings.register_profile(_name, **{**_COMMON, **_kw})
@@ -44,6 +51,7 @@ _STASH_REPORT = pytest.StashKey[dict]()
 
 class _Notes:
     items: list[str] = []
+    unsupported: list[str] = []
 
 
 def note(text: str) -> None:
@@ -53,10 +61,39 @@ def note(text: str) -> None:
         _Notes.items.append(text)
 
 
+def _copy(value):
+    """A private copy of an argument, so an adapter that writes into its inputs cannot
+    change what the spec compares against."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
+    return value
+
+
+class CallTimeout(Exception):
+    """An implementation call ran past the per-call time limit."""
+
+
+def _on_alarm(signum, frame):
+    raise CallTimeout(f"the call ran past the limit of {Guard.time_limit:g} s "
+                      f"(--call-timeout)")
+
+
+def is_control_exception(exc: BaseException) -> bool:
+    """Exceptions that steer the run (n/a, Hypothesis rejections, timeouts) and that a spec
+    probing for 'does it raise?' must let through."""
+    return isinstance(exc, (_impls.Unsupported, UnsatisfiedAssumption, CallTimeout))
+
+
 class Guard:
-    """Wraps an implementation: times its calls, turns Unsupported into an n/a skip."""
+    """Wraps an implementation: hands it copies of its inputs, times its calls, stops a
+    call that runs past the time limit, turns Unsupported into n/a."""
 
     seconds = 0.0
+    time_limit = 0.0  # seconds; 0 disables the limit
 
     def __init__(self, impl, name: str):
         self._impl = impl
@@ -68,12 +105,27 @@ class Guard:
             return value
 
         def call(*args, **kwargs):
+            args, kwargs = _copy(args), _copy(kwargs)
+            alarm = (Guard.time_limit > 0 and hasattr(signal, "setitimer")
+                     and threading.current_thread() is threading.main_thread())
+            if alarm:
+                previous = signal.signal(signal.SIGALRM, _on_alarm)
+                signal.setitimer(signal.ITIMER_REAL, Guard.time_limit)
             t0 = time.perf_counter()
             try:
                 return value(*args, **kwargs)
             except _impls.Unsupported as exc:
+                if exc.reason not in _Notes.unsupported:
+                    _Notes.unsupported.append(exc.reason)
+                if hypothesis.currently_in_test_context():
+                    # this configuration only: Hypothesis draws others; if none is
+                    # supported the test ends Unsatisfiable, which the report shows as n/a
+                    hypothesis.reject()
                 pytest.skip(NA_PREFIX + exc.reason)
             finally:
+                if alarm:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    signal.signal(signal.SIGALRM, previous)
                 Guard.seconds += time.perf_counter() - t0
 
         return call
@@ -86,6 +138,8 @@ class State:
     def __init__(self, config):
         self.config = config
         requested = config.getoption("conformance_impl") or ["reference"]
+        self.max_examples = config.getoption("conformance_max_examples")
+        self.profile = ""
         names = []
         for n in requested:
             for part in n.split(","):
@@ -103,7 +157,7 @@ class State:
         for n in names:
             self.expectations += _exp.builtin(n)
         for f in config.getoption("conformance_expectations") or []:
-            self.expectations += _exp.load_file(f)
+            self.expectations += _exp.load_file(f, user=True)
 
     def get(self, name: str):
         if name not in self.loaded and name not in self.errors:
@@ -152,6 +206,10 @@ def pytest_addoption(parser):
                     choices=("xfail", "skip", "ignore"), default="xfail",
                     help="how expected departures run: xfail (run, non-strict; default), "
                          "skip (do not run), ignore (treat as ordinary tests)")
+    group.addoption("--call-timeout", dest="conformance_call_timeout", type=float,
+                    default=120.0, metavar="SECONDS",
+                    help="fail a call into an implementation that runs longer than this "
+                         "(default 120; 0 disables; Python code only, main thread only)")
     group.addoption("--no-matrix", dest="conformance_no_matrix", action="store_true",
                     help="do not print the matrix at the end (the report is still written)")
 
@@ -161,7 +219,16 @@ def pytest_configure(config):
     if config.getoption("conformance_max_examples") is not None and \
             config.getoption("conformance_max_examples") < 1:
         raise pytest.UsageError("--max-examples must be >= 1")
-    config.stash[_STASH_STATE] = State(config)
+    timeout = config.getoption("conformance_call_timeout")
+    if timeout is not None and timeout < 0:
+        raise pytest.UsageError("--call-timeout must be >= 0")
+    Guard.time_limit = timeout or 0.0
+    try:
+        config.stash[_STASH_STATE] = State(config)
+    except (OSError, UnicodeDecodeError, _exp.ExpectationError) as exc:
+        raise pytest.UsageError(f"conformance: cannot read expectations: {exc}") from None
+    if not config.stash[_STASH_STATE].names:
+        raise pytest.UsageError("--impl: no implementation named")
     config.pluginmanager.register(Recorder(config), "conformance-recorder")
 
 
@@ -170,6 +237,7 @@ def pytest_sessionstart(session):
     config = session.config
     if not config.getoption("hypothesis_profile", None):
         settings.load_profile("ci" if os.environ.get("CI") else "dev")
+    _state(config).profile = current_profile_name()
     n = config.getoption("conformance_max_examples")
     if n is not None:
         settings.register_profile("conformance-override", settings(max_examples=n))
@@ -181,7 +249,7 @@ def current_profile_name() -> str:
 
 
 def pytest_report_header(config):
-    if _is_worker(config):
+    if _is_worker(config) or not config.getoption("conformance_impl"):
         return None
     st = _state(config)
     lines = [f"conformance: implementations under test: {', '.join(st.names)}"]
@@ -235,6 +303,7 @@ def pytest_collection_modifyitems(session, config, items):
         for e in st.expectations:
             if e.matches(name, cid, test):
                 st.used.add(e.origin)
+                item._conformance_expectation = e.origin
                 reason = f"expected departure: {e.reason} ({e.link}) [{e.origin}]"
                 if st.mode == "skip":
                     item.add_marker(pytest.mark.skip(reason=reason))
@@ -245,6 +314,7 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_runtest_setup(item):
     _Notes.items = []
+    _Notes.unsupported = []
     item._conformance_t0 = Guard.seconds
 
 
@@ -260,7 +330,7 @@ def _failure_details(text: str) -> tuple[str, str]:
     reproduce_failure decorator, if any."""
     clean = _E_PREFIX.sub("", text)
     m = _FALSIFYING.search(clean)
-    example = m.group(1).strip() if m else ""
+    example = m.group(1).split("\nExplanation:")[0].strip() if m else ""
     b = _BLOB.search(clean)
     return example, (b.group(0) if b else "")
 
@@ -285,9 +355,19 @@ def pytest_runtest_makereport(item, call):
     cid, name = _claim_of(item), _impl_of(item)
     if not cid or not name:
         return
+    if rep.when == "call" and _Notes.unsupported:
+        if rep.failed and call.excinfo is not None and \
+                call.excinfo.errisinstance(Unsatisfiable):
+            # every configuration drawn was one the implementation cannot express
+            rep.outcome = "skipped"
+            rep.longrepr = (str(item.path), 0, NA_PREFIX + "; ".join(_Notes.unsupported))
+        elif rep.passed:
+            note("n/a for some configurations: " + "; ".join(_Notes.unsupported))
     if rep.when == "call" or (rep.when == "setup" and rep.outcome != "passed"):
         props = {"claim": cid, "impl": name, "test": getattr(item, "originalname", item.name),
-                 "nodeid": item.nodeid, "notes": list(_Notes.items),
+                 "nodeid": item.nodeid, "path": str(item.path), "name": item.name,
+                 "expectation": getattr(item, "_conformance_expectation", ""),
+                 "notes": list(_Notes.items),
                  "impl_seconds": Guard.seconds - getattr(item, "_conformance_t0", Guard.seconds)}
         if rep.failed:
             text = rep.longreprtext
@@ -316,18 +396,22 @@ def _record_from_report(config, rep) -> dict | None:
         outcome = "failed"
     else:
         outcome, reason = "passed", ""
-    if props["notes"]:
+    if props["notes"] and outcome == "passed":
+        # notes describe passing behaviour; on a failure the assertion says what happened
         reason = "; ".join(filter(None, [reason] + props["notes"]))
+    st = _state(config)
+    if props.get("expectation"):
+        st.used.add(props["expectation"])  # under xdist, matching happened on a worker
     replay = ""
     if outcome == "failed":
-        profile = current_profile_name() or "ci"
-        replay = (f"pytest '{props['nodeid']}' --impl {props['impl']} "
-                  f"--hypothesis-profile {profile}")
-        if props.get("blob"):
-            replay += f"  # or decorate the test with {props['blob']}"
+        replay = (f"python -m pytest '{props['path']}::{props['name']}' --impl {props['impl']} "
+                  f"--hypothesis-profile {st.profile or 'ci'}")
+        if st.max_examples:
+            replay += f" --max-examples {st.max_examples}"
     return {"claim": props["claim"], "impl": props["impl"], "test": props["test"],
             "outcome": outcome, "reason": reason,
             "falsifying_example": props.get("example", ""), "replay": replay,
+            "reproduce": props.get("blob", "") if outcome == "failed" else "",
             "impl_seconds": props.get("impl_seconds", 0.0)}
 
 
@@ -342,8 +426,10 @@ def build_report(config) -> dict:
             impls[n] = {"status": "ok", "versions": st.versions(n)}
     for n in seen - set(impls):
         impls[n] = {"status": "ok", "versions": {}}
-    unmatched = [f"{e.origin} {e.key}" for e in st.expectations
-                 if e.origin not in st.used and e.impl in st.names]
+    unmatched = [f"{e.origin} {e.key}" + ("" if e.impl in st.names else
+                                          f" (for {e.impl}, which is not under test)")
+                 for e in st.expectations
+                 if e.origin not in st.used and (e.impl in st.names or e.user)]
     if not st.records:
         unmatched = []  # nothing collected (e.g. a run over tests/ only): nothing to judge
     return _report.build(st.records, impls, profile=current_profile_name(),
@@ -372,6 +458,9 @@ class Recorder:
         if not st.records and not st.errors:
             return
         rep = build_report(config)
+        if int(exitstatus) not in (0, 1):
+            rep["incomplete"] = [f"pytest stopped with exit status {int(exitstatus)} "
+                                 f"before every test had run"]
         config.stash[_STASH_REPORT] = rep
         folder = config.getoption("conformance_report")
         if folder:

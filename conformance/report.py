@@ -14,12 +14,18 @@
         {"id", "kind", "section", "source", "statement",
          "results": {"<impl>": {"outcome": OUTCOME, "reason": "<one line>",
                                 "tests": [{"test", "outcome", "reason",
-                                           "falsifying_example", "replay"}]}}}
+                                           "falsifying_example", "replay",
+                                           "reproduce"}]}}}
       ],
       "unspecified_claims": ["<catalogue ids no collected test names>"],
       "unmatched_expectations": ["<file:line key>"],
+      "incomplete": ["<why>"],          (only when a process stopped early)
       "summary": {"<impl>": {OUTCOME: count}}
     }
+
+``replay`` is a command that reruns one failed test (run it from the folder the suite ran
+in); ``reproduce`` is the ``@reproduce_failure(...)`` decorator Hypothesis printed, which pins
+the exact failing example.
 
 OUTCOME is one of ``passed``, ``failed``, ``expected-failure``, ``n/a``, ``skipped``.
 A claim's outcome for one implementation is the worst of its tests' outcomes in the order
@@ -44,7 +50,7 @@ FORMAT = "conformance-report"
 FORMAT_VERSION = 1
 
 
-def one_line(text: str, limit: int = 300) -> str:
+def one_line(text: str, limit: int = 1000) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -90,7 +96,7 @@ def _claim_order(cid: str):
 def _fold(tests: list[dict]) -> dict:
     tests = sorted(tests, key=lambda r: (_RANK[r["outcome"]], r["test"]))
     worst = tests[0]
-    fields = ("test", "outcome", "reason", "falsifying_example", "replay")
+    fields = ("test", "outcome", "reason", "falsifying_example", "replay", "reproduce")
     return {
         "outcome": worst["outcome"],
         "reason": worst.get("reason", ""),
@@ -108,6 +114,7 @@ def summarize(claims: list[dict], impls: dict) -> dict:
 
 def merge(reports: Iterable[dict]) -> dict:
     """Merge reports of separate runs (one per process) into one matrix."""
+    reports = list(reports)
     records, impls, unmatched, profile = [], {}, set(), ""
     for rep in reports:
         if rep.get("format") != FORMAT:
@@ -123,7 +130,10 @@ def merge(reports: Iterable[dict]) -> dict:
                     records.append(dict(t, claim=c["id"], impl=impl))
         for name, info in rep["implementations"].items():
             impls[name]["seconds_inside"] += info.get("seconds_inside", 0.0)
+    incomplete = [line for rep in reports for line in rep.get("incomplete", [])]
     merged = build(records, impls, profile=profile, unmatched=unmatched)
+    if incomplete:
+        merged["incomplete"] = incomplete
     for name in merged["implementations"]:
         merged["implementations"][name]["seconds_inside"] = impls.get(name, {}).get(
             "seconds_inside", 0.0)
@@ -132,6 +142,8 @@ def merge(reports: Iterable[dict]) -> dict:
 
 def exit_failed(report: dict) -> bool:
     """Whether anything failed unexpectedly (a failed claim or an unloadable impl)."""
+    if report.get("incomplete"):
+        return True
     if any(i.get("status") != "ok" for i in report["implementations"].values()):
         return True
     return any(r["outcome"] == "failed" for c in report["claims"]
@@ -151,7 +163,10 @@ def _version_line(info: dict) -> str:
 def render_terminal(report: dict) -> str:
     impls = list(report["implementations"])
     if not report["claims"]:
-        return "conformance: no claim was checked"
+        lines = ["conformance: no claim was checked"]
+        lines += [f"  {n}: {_version_line(i)}" for n, i in report["implementations"].items()]
+        lines += [f"  incomplete: {x}" for x in report.get("incomplete", [])]
+        return "\n".join(lines)
     width = max(len(c["id"]) for c in report["claims"]) + 2
     cols = [max(len(n), 5) + 2 for n in impls]
     lines = ["conformance matrix (claim x implementation)"]
@@ -159,6 +174,9 @@ def render_terminal(report: dict) -> str:
     for c in report["claims"]:
         row = c["id"].ljust(width)
         for n, w in zip(impls, cols):
+            if report["implementations"][n].get("status") != "ok":
+                row += "unavail".ljust(w)
+                continue
             row += _SYMBOL[c["results"].get(n, {}).get("outcome")].ljust(w)
         lines.append(row)
     for n in impls:
@@ -171,6 +189,8 @@ def render_terminal(report: dict) -> str:
         lines += [f"  {n}" for n in notes]
     for u in report.get("unmatched_expectations", []):
         lines.append(f"  warning: expectation entry matched nothing: {u}")
+    for x in report.get("incomplete", []):
+        lines.append(f"INCOMPLETE RUN: {x}")
     return "\n".join(lines)
 
 
@@ -180,6 +200,10 @@ def _departures(report: dict) -> list[str]:
         for impl, res in c["results"].items():
             if res["outcome"] in ("failed", "expected-failure", "n/a"):
                 out.append(f"{c['id']} [{impl}] {res['outcome']}: {one_line(res['reason'], 160)}")
+            stale = [t for t in res["tests"] if "expected departure did not occur" in
+                     t.get("reason", "")]
+            if stale:
+                out.append(f"{c['id']} [{impl}] stale expectation: {stale[0]['test']} passed")
     return out
 
 
@@ -209,9 +233,10 @@ def render_markdown(report: dict) -> str:
         lines.append(f"{c['statement']} Source: {c['source']}.")
         lines.append("")
         for impl, res in c["results"].items():
-            lines.append(f"- **{impl}**: {res['outcome']}"
-                         + (f": {_md(res['reason'])}" if res.get("reason") else ""))
+            lines.append(f"- **{impl}**: {res['outcome']}")
             for t in res["tests"]:
+                lines.append(f"  - `{t['test']}`: {t['outcome']}"
+                             + (f": {_md(t['reason'])}" if t.get("reason") else ""))
                 if t["outcome"] == "failed":
                     if t.get("falsifying_example"):
                         lines.append("  - falsifying example:")
@@ -221,10 +246,15 @@ def render_markdown(report: dict) -> str:
                         lines.append("    ```")
                     if t.get("replay"):
                         lines.append(f"  - replay: `{t['replay']}`")
+                    if t.get("reproduce"):
+                        lines.append(f"  - pin the example: decorate the test with "
+                                     f"`{t['reproduce']}`")
         lines.append("")
     if report.get("unspecified_claims"):
         lines += ["## Catalogue claims not checked in this run", "",
                   ", ".join(f"`{c}`" for c in report["unspecified_claims"]), ""]
+    if report.get("incomplete"):
+        lines += ["## INCOMPLETE RUN", ""] + [f"- {x}" for x in report["incomplete"]] + [""]
     if report.get("unmatched_expectations"):
         lines += ["## Expectation entries that matched nothing", ""]
         lines += [f"- {u}" for u in report["unmatched_expectations"]]

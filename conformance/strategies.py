@@ -206,12 +206,12 @@ def rnn_layers(draw, *, cells=("simple_rnn", "lstm", "gru"), max_units: int = 6,
 @st.composite
 def rnn_cases(draw, *, layers=None, max_batch: int = 3, min_steps: int = 1,
               max_steps: int = 8, max_features: int = 5,
-              initial_state: bool = False) -> RNNCase:
+              initial_state: bool | None = False) -> RNNCase:
     """A recurrent layer, Keras-layout weights and an input (B, T, F) in [-1, 1].
 
     layers: a strategy of RNNLayer (default: rnn_layers()).  max_batch / min_steps /
     max_steps / max_features: size bounds (the lower edges are 1).
-    initial_state: also draw initial states in [-1, 1]."""
+    initial_state: also draw initial states in [-1, 1] (None: draw whether to)."""
     _check_range("rnn_cases", min_steps, max_steps)
     layer = draw(layers if layers is not None else rnn_layers(), label="layer")
     batch = draw(st.integers(1, max_batch), label="batch")
@@ -222,6 +222,8 @@ def rnn_cases(draw, *, layers=None, max_batch: int = 3, min_steps: int = 1,
     weights = rnn_weights(int(rng.integers(2**32)), layer.cell, features, layer.units,
                           use_bias=layer.use_bias, reset_after=layer.reset_after)
     x = seeded_uniform(int(rng.integers(2**32)), (batch, steps, features))
+    if initial_state is None:
+        initial_state = draw(st.booleans(), label="with initial_state")
     init = None
     if initial_state:
         init = tuple(seeded_uniform(int(rng.integers(2**32)), (batch, layer.units))

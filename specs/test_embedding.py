@@ -8,7 +8,7 @@ from conformance import strategies as cst
 from conformance import tolerances as tol
 from conformance.cases import DenseLayer, EmbeddingLayer
 from conformance.claims import claim
-from conformance.plugin import note
+from conformance.plugin import is_control_exception, note
 
 from ._support import out_dtype
 
@@ -136,6 +136,8 @@ def _invalid_ids_probe(impl, layer, table, bad_ids, what):
     try:
         out = impl.embedding(layer, {"embeddings": table}, ids)
     except Exception as exc:
+        if is_control_exception(exc):
+            raise
         note(f"{what}: raises {type(exc).__name__}")
         return
     out = np.asarray(out)
@@ -168,7 +170,17 @@ def test_embedding_rejects_negative_ids(impl, input_dim, data):
 def test_mask_zero_masks_id_zero_and_keeps_values(impl, case):
     mask = impl.embedding_mask(case.layer, case.ids)
     assert mask is not None, f"mask_zero=True produced no mask\n  for {case!r}"
-    tol.assert_exact(np.asarray(mask).astype(bool), case.ids != 0, "mask", case)
+    mask = np.asarray(mask)
+    assert mask.dtype == bool, f"the mask has dtype {mask.dtype}, expected bool\n  for {case!r}"
+    tol.assert_exact(mask, case.ids != 0, "mask", case)
     out = impl.embedding(case.layer, case.weights, case.ids)
     expected = case.embeddings.astype(out_dtype(out))[case.ids]
     tol.assert_exact(out, expected, "values with mask_zero=True (row 0 included)", case)
+
+
+@claim("embedding.mask_zero")
+@given(case=cst.embedding_cases(mask_zero=False))
+def test_no_mask_without_mask_zero(impl, case):
+    mask = impl.embedding_mask(case.layer, case.ids)
+    assert mask is None, (f"mask_zero=False handed on a mask {np.asarray(mask).tolist()}; "
+                          f"expected none\n  for {case!r}")

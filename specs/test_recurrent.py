@@ -6,13 +6,14 @@ from hypothesis import assume, given, strategies as st
 from conformance import reference as ref
 from conformance import strategies as cst
 from conformance import tolerances as tol
-from conformance.cases import EmbeddingLayer, RNNLayer
+from conformance.cases import RNNLayer
 from conformance.claims import claim
+from conformance.implementations.reference import ReferenceImplementation
 
 from ._support import (DECAY_THRESHOLD, FEATURES, NEEDED, TRIALS, UNITS, decay_ratio,
                        input_jacobians, out_dtype, run_rnn, spectral_norm, trial_input)
 
-SIMPLE = cst.rnn_layers(cells=("simple_rnn",))
+REFERENCE = ReferenceImplementation()
 
 
 @claim("rnn.weight_shapes")
@@ -67,11 +68,11 @@ def test_final_output_is_last_step_of_sequence(impl, case):
 
 
 @claim("rnn.recurrence")
-@given(case=cst.rnn_cases(layers=cst.rnn_layers(cells=("simple_rnn",))))
+@given(case=cst.rnn_cases(layers=cst.rnn_layers(cells=("simple_rnn",)), initial_state=None))
 def test_simple_rnn_matches_reference(impl, case):
-    outs = run_rnn(impl, case)
-    expected = ref.rnn("simple_rnn", case.x, case.weights,
+    expected = ref.rnn("simple_rnn", case.x, case.weights, initial_state=case.initial_state,
                        return_sequences=case.layer.return_sequences)
+    outs = run_rnn(impl, case)
     depth = tol.rnn_depth(case.steps, case.features, case.layer.units)
     dt = out_dtype(*outs)
     tol.assert_close(outs[0], expected.output, dtype=dt, depth=depth,
@@ -174,3 +175,29 @@ def test_gradient_to_early_steps_vanishes(impl):
     assert passed >= NEEDED, (
         f"only {passed} of {TRIALS} trials had ||dh_T/dx_0|| / ||dh_T/dx_T-1|| < "
         f"{DECAY_THRESHOLD}; ratios: {[f'{r:.2g}' for r in ratios]}")
+
+
+@claim("rnn.gradients")
+@given(case=cst.rnn_cases(initial_state=None, max_steps=6), seed=cst.SEEDS)
+def test_gradients_match_reference(impl, case, seed):
+    """Vector-Jacobian products with respect to the input, the initial state (when given)
+    and every weight, for random upstream gradients on every returned output."""
+    layer = case.layer
+    expected_outs = REFERENCE.rnn(layer, case.weights, case.x, initial_state=case.initial_state)
+    rng = np.random.default_rng(seed)
+    upstream = [cst.seeded_uniform(int(rng.integers(2**32)), o.shape) for o in expected_outs]
+    want = REFERENCE.rnn_vjp(layer, case.weights, case.x, upstream,
+                             initial_state=case.initial_state)
+    got = impl.rnn_vjp(layer, case.weights, case.x, upstream, initial_state=case.initial_state)
+    missing = sorted(set(want) - set(got))
+    assert not missing, f"gradients missing for {missing}\n  for {case!r}"
+    depth = 2 * tol.rnn_depth(case.steps, case.features, layer.units)
+    dt = out_dtype(got["x"])
+    for name in sorted(want):
+        if name == "initial_state":
+            for k, (g, w) in enumerate(zip(got[name], want[name])):
+                tol.assert_close(g, w, dtype=dt, depth=depth,
+                                 what=f"gradient w.r.t. initial state {k}", context=case)
+        else:
+            tol.assert_close(got[name], want[name], dtype=dt, depth=depth,
+                             what=f"gradient w.r.t. {name}", context=case)

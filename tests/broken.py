@@ -328,3 +328,69 @@ CATCHES = {
     "StatesSwapped": {"lstm.return_state"},
     "NoUnitForgetBias": {"lstm.unit_forget_bias"},
 }
+
+
+# --------------------------------------------------------------------------- added claims
+
+
+class GradientMissingFirstStep(_Broken):
+    """Backpropagation through time that stops before the first step's input."""
+
+    def rnn_vjp(self, layer, weights, x, upstream, **kw):
+        g = super().rnn_vjp(layer, weights, x, upstream, **kw)
+        g["x"] = g["x"].copy()
+        g["x"][:, 0] = 0.0
+        return g
+
+
+class SwappedGRUGates(_Broken):
+    """Reads the GRU blocks as r, z, h (torch's order) instead of z, r, h."""
+
+    def _weights(self, layer, weights):
+        w = super()._weights(layer, weights)
+        if layer.cell != "gru":
+            return w
+        out = {}
+        for k, v in w.items():
+            z, r, h = np.split(np.asarray(v, dtype=np.float64), 3, axis=-1)
+            out[k] = np.concatenate([r, z, h], axis=-1)
+        return out
+
+
+class OtherResetConvention(_Broken):
+    """A GRU that always applies the reset gate before the recurrent product."""
+
+    def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
+        if layer.cell != "gru" or not layer.reset_after:
+            return super().rnn(layer, weights, x, initial_state=initial_state, mask=mask)
+        w = dict(self._weights(layer, weights))
+        if "bias" in w:
+            w["bias"] = np.asarray(w["bias"], dtype=np.float64).sum(axis=0)
+        res = ref.rnn("gru", x, w, initial_state=initial_state, mask=mask,
+                      return_sequences=layer.return_sequences, reset_after=False)
+        return [res.output] + (list(res.states) if layer.return_state else [])
+
+
+class DotProductCosine(_Broken):
+    """Forgets to normalise: returns the dot product."""
+
+    def cosine_similarity(self, a, b):
+        return (np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64)).sum(-1)
+
+
+class FloatMask(_Broken):
+    """Hands on a float mask (1.0 / 0.0) instead of a boolean one."""
+
+    def embedding_mask(self, layer, ids):
+        m = super().embedding_mask(layer, ids)
+        return None if m is None else m.astype(np.float32)
+
+
+CATCHES.update({
+    "DoubledGradients": CATCHES["DoubledGradients"] | {"rnn.gradients"},
+    "GradientMissingFirstStep": {"rnn.gradients"},
+    "SwappedGRUGates": {"gru.recurrence", "gru.weight_shapes"},
+    "OtherResetConvention": {"gru.recurrence"},
+    "DotProductCosine": {"similarity.cosine"},
+    "FloatMask": {"embedding.mask_zero"},
+})

@@ -10,9 +10,11 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_specs(*args, cwd=ROOT, timeout=1200):
-    """Run the specs in a fresh process (Hypothesis settings and Keras stay isolated)."""
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "specs"), "-q", "-p", "no:cacheprovider",
+def run_specs(*args, paths=None, cwd=ROOT, timeout=1200):
+    """Run the specs (or the given spec files) in a fresh process, so Hypothesis settings
+    and framework state stay isolated."""
+    targets = [str(p) for p in (paths or [ROOT / "specs"])]
+    cmd = [sys.executable, "-m", "pytest", *targets, "-q", "-p", "no:cacheprovider",
            "--no-matrix", *args]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)

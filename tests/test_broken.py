@@ -44,3 +44,25 @@ def test_every_claim_in_scope_has_a_broken_implementation():
     later = {"distributional.context_similarity", "rnn.sequential_cost"}
     in_scope = {c.id for c in CLAIMS.values() if c.section in "ABCDE"} - later
     assert in_scope - caught == set()
+
+
+@pytest.mark.parametrize("name", sorted(__import__("tests.broken_adapters",
+                                                   fromlist=["CATCHES"]).CATCHES))
+def test_broken_weight_conversion_is_caught(name, tmp_path):
+    """Adapters for real frameworks with one conversion bug (gate order, transpose)."""
+    from . import broken_adapters
+    from .conftest import run_specs
+
+    framework, expected = broken_adapters.CATCHES[name]
+    pytest.importorskip(framework)
+    modules = {"gru": "test_gru.py", "lstm": "test_lstm.py", "dense": "test_embedding.py",
+               "embedding": "test_embedding.py"}
+    files = sorted({modules[c.split(".")[0]] for c in expected})
+    from .conftest import ROOT
+
+    proc = run_specs("--impl", f"tests.broken_adapters:{name}", "--hypothesis-profile", "ci",
+                     "--report", str(tmp_path), paths=[ROOT / "specs" / f for f in files])
+    rep = json.loads((tmp_path / "report.json").read_text())
+    impl = f"tests.broken_adapters:{name}"
+    failed = {c["id"] for c in rep["claims"] if c["results"][impl]["outcome"] == "failed"}
+    assert expected <= failed, (expected - failed, proc.stdout[-2000:])

@@ -24,7 +24,7 @@ def test_list_shows_every_claim_with_kind_and_source(capsys):
     out = capsys.readouterr().out
     for c in CLAIMS.values():
         assert c.id in out
-    assert "rnn.causal" in out and "exact" in out and "seed:" in out
+    assert "rnn.causal" in out and "exact" in out and "tutorial:" in out
 
 
 def test_list_impls_and_show(capsys):
@@ -41,6 +41,11 @@ def test_processes_are_grouped_by_keras_backend():
     assert groups == [({"KERAS_BACKEND": "tensorflow"}, ["reference", "x.y:z",
                                                          "keras-tensorflow"])]
     assert cli.group_by_process(["reference"]) == [({}, ["reference"])]
+    groups = cli.group_by_process(["keras-tensorflow", "torch", "keras-jax", "flax",
+                                   "keras-torch", "onnxruntime", "tf-keras"])
+    assert [members for _, members in groups] == [
+        ["onnxruntime", "keras-tensorflow"], ["torch", "keras-torch"], ["keras-jax", "flax"],
+        ["tf-keras"]]
 
 
 def test_run_on_an_outside_adapter_writes_the_report(tmp_path):

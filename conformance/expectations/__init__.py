@@ -25,6 +25,7 @@ class Expectation:
     reason: str
     link: str
     origin: str  # file:line
+    user: bool = False  # from a file given on the command line
 
     def matches(self, impl: str, claim_id: str, test_name: str) -> bool:
         return impl == self.impl and self.key in (claim_id, test_name)
@@ -34,27 +35,31 @@ class ExpectationError(ValueError):
     pass
 
 
-def parse(text: str, *, impl: str, origin: str) -> list[Expectation]:
+def parse(text: str, *, impl: str, origin: str, user: bool = False) -> list[Expectation]:
     entries = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         if line.startswith("@impl"):
-            impl = line.split(None, 1)[1].strip()
+            parts = line.split(None, 1)
+            if parts[0] != "@impl" or len(parts) != 2:
+                raise ExpectationError(f"{origin}:{lineno}: expected '@impl NAME', got {raw!r}")
+            impl = parts[1].strip()
             continue
         fields = [f.strip() for f in line.split("|")]
         if len(fields) != 3 or not all(fields):
             raise ExpectationError(
                 f"{origin}:{lineno}: expected 'key | reason | link', got {raw!r}")
         entries.append(Expectation(impl, fields[0], fields[1], fields[2],
-                                   f"{origin}:{lineno}"))
+                                   f"{origin}:{lineno}", user))
     return entries
 
 
-def load_file(path) -> list[Expectation]:
+def load_file(path, *, user: bool = False) -> list[Expectation]:
     path = Path(path)
-    return parse(path.read_text(encoding="utf-8"), impl=path.stem, origin=path.name)
+    return parse(path.read_text(encoding="utf-8"), impl=path.stem, origin=path.name,
+                 user=user)
 
 
 def builtin(impl: str) -> list[Expectation]:

@@ -52,6 +52,8 @@ class ImplementationProtocol(Protocol):
 
     def one_hot(self, ids: np.ndarray, depth: int) -> np.ndarray: ...
 
+    def cosine_similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray: ...
+
     def dense(self, layer: DenseLayer, weights: Mapping, x: np.ndarray) -> np.ndarray: ...
 
     def dense_vjp(self, layer: DenseLayer, weights: Mapping, x: np.ndarray,
@@ -84,6 +86,8 @@ class Implementation:
 
     ``one_hot(ids, depth)``
         ids (any integer shape S) -> float array S + (depth,).
+    ``cosine_similarity(a, b)``
+        the framework's cosine similarity of a (N, D) and b (N, D), row by row: (N,).
     ``dense(layer, weights, x)`` / ``dense_vjp(layer, weights, x, upstream)``
         weights ``kernel`` (in, units) and, with ``layer.use_bias``, ``bias`` (units,).
         The VJP returns ``{"x", "kernel", "bias"}``: gradients of ``sum(upstream * out)``.
@@ -120,6 +124,9 @@ class Implementation:
     def one_hot(self, ids, depth):
         self._unsupported("one_hot")
 
+    def cosine_similarity(self, a, b):
+        self._unsupported("cosine similarity")
+
     def dense(self, layer, weights, x):
         self._unsupported("dense")
 
@@ -155,14 +162,18 @@ class Registered:
     name: str
     target: str  # "module:attribute"
     requires: tuple[str, ...] = ()  # importable modules it needs
-    env: Mapping[str, str] = field(default_factory=dict)  # process environment it needs
+    # process environment it needs or prefers (implementations that import torch or jax
+    # share the process of the Keras backend of that framework)
+    env: Mapping[str, str] = field(default_factory=dict)
     install: str = ""  # how to install what it needs
     description: str = ""
 
 
-# Keras 3 backends registered so far (others follow with their gradient wiring).
 _KERAS_BACKENDS = {
     "tensorflow": ("tensorflow",),
+    "jax": ("jax",),
+    "torch": ("torch",),
+    "numpy": ("scipy",),  # Keras's NumPy backend imports scipy
 }
 
 REGISTRY: dict[str, Registered] = {
@@ -174,9 +185,25 @@ for _backend, _needs in _KERAS_BACKENDS.items():
     REGISTRY[f"keras-{_backend}"] = Registered(
         f"keras-{_backend}", f"conformance.implementations.keras:for_backend_{_backend}",
         requires=("keras",) + _needs, env={"KERAS_BACKEND": _backend},
-        install="pip install 'conformance[keras]'" if _backend == "tensorflow"
+        install="pip install -e '.[keras]'" if _backend == "tensorflow"
         else f"pip install keras {' '.join(_needs)}",
         description=f"Keras 3 on the {_backend} backend")
+REGISTRY["tf-keras"] = Registered(
+    "tf-keras", "conformance.implementations.keras:for_tf_keras",
+    requires=("tensorflow",), env={"TF_USE_LEGACY_KERAS": "1"},
+    install="pip install tf-keras (TensorFlow >= 2.16); tf.keras is Keras 2 up to 2.15",
+    description="Keras 2 (tf_keras, or tf.keras on TensorFlow <= 2.15)")
+REGISTRY["torch"] = Registered(
+    "torch", "conformance.implementations.torch:TorchImplementation", requires=("torch",),
+    env={"KERAS_BACKEND": "torch"}, install="pip install torch==2.13.0",
+    description="PyTorch torch.nn modules")
+REGISTRY["flax"] = Registered(
+    "flax", "conformance.implementations.flax:FlaxImplementation", requires=("flax", "jax"),
+    env={"KERAS_BACKEND": "jax"}, install="pip install flax", description="Flax nnx Embed, Linear and RNN cells")
+REGISTRY["onnxruntime"] = Registered(
+    "onnxruntime", "conformance.implementations.onnxruntime:OnnxRuntimeImplementation",
+    requires=("onnx", "onnxruntime"), install="pip install onnx onnxruntime",
+    description="ONNX graphs (OneHot, MatMul, Gather, RNN, LSTM, GRU) on ONNX Runtime")
 
 
 def current_keras_backend() -> str:
@@ -208,11 +235,38 @@ def entry_points() -> dict[str, str]:
     return {ep.name: ep.value for ep in eps(group=ENTRY_POINT_GROUP)}
 
 
+def _tensorflow_version() -> tuple[int, int] | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("tensorflow", "tensorflow-cpu"):
+        try:
+            return tuple(int(p) for p in version(dist).split(".")[:2])
+        except (PackageNotFoundError, ValueError):
+            continue
+    return None
+
+
 def missing_requirements(name: str) -> list[str]:
-    reg = REGISTRY.get(canonical_name(name))
+    """Modules an implementation needs that cannot be imported (found without importing)."""
+    name = canonical_name(name)
+    reg = REGISTRY.get(name)
     if reg is None:
         return []
-    return [m for m in reg.requires if importlib.util.find_spec(m) is None]
+    missing = [m for m in reg.requires if importlib.util.find_spec(m) is None]
+    if name == "tf-keras" and not missing:
+        tf_version = _tensorflow_version()
+        if (tf_version is None or tf_version >= (2, 16)) and \
+                importlib.util.find_spec("tf_keras") is None:
+            missing.append("tf_keras")  # Keras 2 is a separate package from TF 2.16 on
+    if name.startswith("keras-") and not missing:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            if int(version("keras").split(".")[0]) < 3:
+                missing.append("keras>=3")
+        except (PackageNotFoundError, ValueError):
+            missing.append("keras>=3")
+    return missing
 
 
 def installed() -> list[str]:
@@ -261,7 +315,8 @@ def load(name: str):
                 raise ImplementationUnavailable(
                     f"{name} needs {', '.join(missing)}, which is not installed{hint}")
             for key, value in reg.env.items():
-                if os.environ.get(key, value) != value and key == "KERAS_BACKEND":
+                if (name.startswith("keras-") and key == "KERAS_BACKEND"
+                        and os.environ.get(key, value) != value):
                     raise ImplementationUnavailable(
                         f"{name} needs KERAS_BACKEND={value} but this process has "
                         f"{os.environ[key]}; Keras picks its backend once per process "
@@ -287,8 +342,8 @@ def load(name: str):
         raise ImplementationUnavailable(
             f"{name} resolved to {type(impl).__name__}, which lacks "
             f"{', '.join(missing_methods)}: not an implementation")
-    if not getattr(impl, "name", None) or getattr(impl, "name") == "unnamed":
-        try:
+    if reg is None or not getattr(impl, "name", None) or impl.name == "unnamed":
+        try:  # the name the user gave is the one messages and the report use
             impl.name = name
         except AttributeError:
             pass

@@ -16,7 +16,6 @@ import numpy as np
 from ..cases import CELL_NAMES, DenseLayer, EmbeddingLayer, RNNLayer
 from . import Implementation, Unsupported
 
-_GRADIENT_BACKENDS = ("tensorflow",)
 
 
 class KerasImplementation(Implementation):
@@ -32,7 +31,7 @@ class KerasImplementation(Implementation):
     # ------------------------------------------------------------------ helpers
 
     def versions(self) -> Mapping[str, str]:
-        v = {"keras": self.keras.__version__, "backend": self.backend,
+        v = {"keras": getattr(self.keras, "__version__", "?"), "backend": self.backend,
              "python": platform.python_version()}
         if self.backend == "tensorflow":
             import tensorflow as tf
@@ -41,7 +40,16 @@ class KerasImplementation(Implementation):
         return v
 
     def _np(self, t) -> np.ndarray:
-        return np.asarray(self.keras.ops.convert_to_numpy(t))
+        if hasattr(self.keras, "ops"):
+            return np.asarray(self.keras.ops.convert_to_numpy(t))
+        return np.asarray(t)  # Keras 2: eager TensorFlow tensors and variables
+
+    @staticmethod
+    def _wname(v) -> str:
+        """A weight's Keras name ('kernel', 'recurrent_kernel', 'bias', 'embeddings')."""
+        if hasattr(v, "path"):
+            return v.path.split("/")[-1]
+        return v.name.split("/")[-1].split(":")[0]  # Keras 2: 'lstm/lstm_cell/kernel:0'
 
     def _float(self, a):
         return np.asarray(a, dtype=self.dtype)
@@ -78,8 +86,7 @@ class KerasImplementation(Implementation):
         if klayer is None:
             klayer = self._build(self._make(layer), layer, input_dim)
             self._layers[key] = klayer
-        names = [w.path.split("/")[-1] if hasattr(w, "path") else w.name.split(":")[0]
-                 for w in klayer.weights]
+        names = [self._wname(w) for w in klayer.weights]
         values = []
         for n in names:
             if n not in weights:
@@ -88,36 +95,86 @@ class KerasImplementation(Implementation):
         klayer.set_weights(values)
         return klayer
 
-    def _gradient_backend(self, what: str):
-        if self.backend not in _GRADIENT_BACKENDS:
-            raise Unsupported(f"{what} through Keras on the {self.backend} backend is not "
-                              f"wired in this adapter")
-        import tensorflow as tf
+    def _grad(self, klayer, primals, call, upstream, what: str):
+        """Gradients of sum_k sum(upstream[k] * outputs[k]) with respect to ``primals``
+        (float arrays) and the layer's trainable weights, with the backend's own autodiff.
 
-        return tf
+        ``call(apply, primals)`` returns the outputs, calling the layer through ``apply``.
+        Returns (list of primal gradients, {weight name: gradient}); a primal with no
+        gradient path gets None."""
+        names = [self._wname(v) for v in klayer.trainable_weights]
+        primals = [self._float(p) for p in primals]
+        upstream = [self._float(u) for u in upstream]
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            ps = [tf.constant(p) for p in primals]
+            with tf.GradientTape() as tape:
+                for p in ps:
+                    tape.watch(p)
+                outs = call(klayer, ps)
+                loss = tf.add_n([tf.reduce_sum(o * u) for o, u in zip(outs, upstream)])
+            grads = tape.gradient(loss, ps + list(klayer.trainable_weights))
+            grads = [None if g is None else tf.convert_to_tensor(g) for g in grads]
+        elif self.backend == "jax":
+            import jax
+            import jax.numpy as jnp
+
+            tv = [v.value for v in klayer.trainable_variables]
+            ntv = [v.value for v in klayer.non_trainable_variables]
+
+            def loss_fn(ps, tv):
+                def apply(*args, **kwargs):
+                    return klayer.stateless_call(tv, ntv, *args, **kwargs)[0]
+
+                outs = call(apply, ps)
+                outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+                return sum(jnp.sum(o * u) for o, u in zip(outs, upstream))
+
+            g_p, g_w = jax.grad(loss_fn, argnums=(0, 1))([jnp.asarray(p) for p in primals],
+                                                         tv)
+            grads = list(g_p) + list(g_w)
+        elif self.backend == "torch":
+            import torch
+
+            ps = [torch.tensor(p, requires_grad=True) for p in primals]
+            outs = call(klayer, ps)
+            loss = sum((o * torch.as_tensor(u, device=o.device)).sum()
+                       for o, u in zip(outs, upstream))
+            params = [v.value for v in klayer.trainable_weights]
+            grads = list(torch.autograd.grad(loss, ps + params, allow_unused=True))
+            grads = [None if g is None else g.detach().cpu() for g in grads]
+        else:
+            raise Unsupported(f"{what}: Keras on the {self.backend} backend computes no "
+                              f"gradients")
+        as_np = [None if g is None else self._np(g) for g in grads]
+        return as_np[:len(primals)], dict(zip(names, as_np[len(primals):]))
 
     # ------------------------------------------------------------------ one-hot, dense
 
     def one_hot(self, ids, depth):
+        if not hasattr(self.keras, "ops"):  # Keras 2 has no ops module: tf.one_hot
+            import tensorflow as tf
+
+            return self._np(tf.one_hot(np.asarray(ids), depth))
         return self._np(self.keras.ops.one_hot(np.asarray(ids), depth))
+
+    def cosine_similarity(self, a, b):
+        dot = self._layers.get("cosine")
+        if dot is None:
+            dot = self._layers["cosine"] = self.keras.layers.Dot(axes=-1, normalize=True)
+        out = dot([self._float(a), self._float(b)])
+        return self._np(out).reshape(-1)
 
     def dense(self, layer, weights, x):
         x = self._float(x)
         return self._np(self._layer(layer, x.shape[-1], weights)(x))
 
     def dense_vjp(self, layer, weights, x, upstream):
-        tf = self._gradient_backend("dense gradients")
-        x = tf.constant(self._float(x))
-        klayer = self._layer(layer, x.shape[-1], weights)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(klayer(x) * self._float(upstream))
-        variables = list(klayer.trainable_weights)
-        grads = tape.gradient(loss, [x] + variables)
-        out = {"x": self._np(grads[0])}
-        for v, g in zip(variables, grads[1:]):
-            out[v.path.split("/")[-1]] = self._np(g)
-        return out
+        klayer = self._layer(layer, np.shape(x)[-1], weights)
+        (g_x,), g_w = self._grad(klayer, [x], lambda f, p: [f(p[0])], [upstream],
+                                 "dense gradients")
+        return {"x": g_x, **g_w}
 
     # ------------------------------------------------------------------ embedding
 
@@ -132,21 +189,23 @@ class KerasImplementation(Implementation):
         return None if mask is None else self._np(mask)
 
     def embedding_vjp(self, layer, weights, ids, upstream):
-        tf = self._gradient_backend("embedding gradients")
         klayer = self._layer(layer, 0, weights)
-        float_ids = tf.constant(np.asarray(ids, dtype=np.float32))
-        with tf.GradientTape() as tape:
-            tape.watch(float_ids)
-            loss = tf.reduce_sum(klayer(float_ids) * self._float(upstream))
-        g_table, g_ids = tape.gradient(loss, [klayer.embeddings, float_ids])
-        if isinstance(g_table, tf.IndexedSlices):
-            g_table = tf.convert_to_tensor(g_table)
-        return {"embeddings": self._np(g_table),
-                "ids": None if g_ids is None else self._np(g_ids)}
+        # the ids go in as a float tensor, so that a gradient path would show if one existed
+        (g_ids,), g_w = self._grad(klayer, [np.asarray(ids, dtype=np.float32)],
+                                   lambda f, p: [f(p[0])], [upstream], "embedding gradients")
+        return {"embeddings": g_w["embeddings"], "ids": g_ids}
 
     # ------------------------------------------------------------------ recurrent
 
     def _rnn_call(self, klayer, x, initial_state, mask):
+        if not hasattr(self.keras, "ops"):  # Keras 2 wants tensors for states and masks
+            import tensorflow as tf
+
+            x = tf.convert_to_tensor(x)
+            if initial_state is not None:
+                initial_state = [tf.convert_to_tensor(s) for s in initial_state]
+            if mask is not None:
+                mask = tf.convert_to_tensor(mask)
         kwargs = {}
         if initial_state is not None:
             kwargs["initial_state"] = list(initial_state)
@@ -163,27 +222,18 @@ class KerasImplementation(Implementation):
         return [self._np(o) for o in self._rnn_call(klayer, x, init, m)]
 
     def rnn_vjp(self, layer, weights, x, upstream, *, initial_state=None, mask=None):
-        tf = self._gradient_backend(f"{layer.cell} gradients")
-        x = tf.constant(self._float(x))
-        klayer = self._layer(layer, x.shape[-1], weights)
-        init = None if initial_state is None else [tf.constant(self._float(s))
-                                                   for s in initial_state]
-        m = None if mask is None else tf.constant(np.asarray(mask, dtype=bool))
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            if init is not None:
-                for s in init:
-                    tape.watch(s)
-            outs = self._rnn_call(klayer, x, init, m)
-            loss = tf.add_n([tf.reduce_sum(o * self._float(u)) for o, u in zip(outs, upstream)])
-        variables = list(klayer.trainable_weights)
-        sources = [x] + (init or []) + variables
-        grads = tape.gradient(loss, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        out = {"x": self._np(grads[0])}
-        if init is not None:
-            out["initial_state"] = tuple(self._np(g) for g in grads[1:1 + len(init)])
-        for v, g in zip(variables, grads[1 + len(init or []):]):
-            out[v.path.split("/")[-1]] = self._np(g)
+        klayer = self._layer(layer, np.shape(x)[-1], weights)
+        n_init = 0 if initial_state is None else len(initial_state)
+        m = None if mask is None else np.asarray(mask, dtype=bool)
+
+        def call(apply, ps):
+            return self._rnn_call(apply, ps[0], ps[1:] if n_init else None, m)
+
+        primals = [x] + list(initial_state or [])
+        grads, g_w = self._grad(klayer, primals, call, upstream, f"{layer.cell} gradients")
+        out = {"x": grads[0], **g_w}
+        if n_init:
+            out["initial_state"] = tuple(grads[1:])
         return out
 
     # ------------------------------------------------------------------ initialisation
@@ -191,7 +241,7 @@ class KerasImplementation(Implementation):
     def initial_weights(self, layer, input_dim, seed):
         self.keras.utils.set_random_seed(seed)
         klayer = self._build(self._make(layer), layer, input_dim)
-        return {w.path.split("/")[-1]: self._np(w) for w in klayer.weights}
+        return {self._wname(w): self._np(w) for w in klayer.weights}
 
 
 def _for_backend(backend: str):
@@ -211,3 +261,16 @@ for_backend_tensorflow = _for_backend("tensorflow")
 for_backend_jax = _for_backend("jax")
 for_backend_torch = _for_backend("torch")
 for_backend_numpy = _for_backend("numpy")
+
+
+def for_tf_keras():
+    """Keras 2: ``tf.keras`` on TensorFlow up to 2.15, the ``tf_keras`` package after."""
+    import tensorflow as tf
+
+    major, minor = (int(p) for p in tf.__version__.split(".")[:2])
+    if (major, minor) <= (2, 15):
+        keras2 = tf.keras
+    else:
+        import tf_keras as keras2
+    impl = KerasImplementation(keras2, name="tf-keras")
+    return impl

@@ -38,6 +38,9 @@ class ReferenceImplementation(Implementation):
     def one_hot(self, ids, depth):
         return ref.one_hot(ids, depth)
 
+    def cosine_similarity(self, a, b):
+        return ref.cosine_similarity(a, b)
+
     def dense(self, layer, weights, x):
         return ref.dense(x, weights["kernel"], weights.get("bias") if layer.use_bias else None)
 
