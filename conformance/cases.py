@@ -39,6 +39,8 @@ class RNNLayer:
     go_backwards: bool = False
     reset_after: bool = True  # GRU only
     unroll: bool = False
+    dropout: float = 0.0  # only active in training, which the specs never ask for
+    recurrent_dropout: float = 0.0
 
     def __post_init__(self):
         if self.cell not in CELL_NAMES:

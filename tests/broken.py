@@ -310,7 +310,7 @@ CATCHES = {
     "TransposedEmbeddingTable": {"embedding.weight_shape"},
     "FlatEmbedding": {"embedding.output_shape"},
     "PositionalEmbedding": {"embedding.same_word_same_vector", "rnn.order_matters"},
-    "OffsetEmbedding": {"similarity.cosine", "embedding.lookup"},
+    "OffsetEmbedding": {"embedding.lookup", "embedding.equals_onehot_dense"},
     "DoubledGradients": {"embedding.weight_gradient", "rnn.vanishing_gradient_bound"},
     "LeakyIdGradient": {"embedding.no_input_gradient"},
     "WrappingEmbedding": {"embedding.invalid_ids"},
@@ -393,4 +393,74 @@ CATCHES.update({
     "OtherResetConvention": {"gru.recurrence"},
     "DotProductCosine": {"similarity.cosine"},
     "FloatMask": {"embedding.mask_zero"},
+})
+
+
+# --------------------------------------------------------------------------- shared options
+
+
+class StateAsSequence(_Broken):
+    """return_state hands back the whole sequence instead of the final state."""
+
+    def rnn(self, layer, weights, x, **kw):
+        outs = super().rnn(layer, weights, x, **kw)
+        if layer.return_state:
+            seq = super().rnn(layer.replace(return_sequences=True, return_state=False),
+                              weights, x, **kw)[0]
+            outs[1] = seq
+        return outs
+
+
+class BackwardsReReversed(_Broken):
+    """go_backwards reverses its output back to input order."""
+
+    def rnn(self, layer, weights, x, **kw):
+        outs = super().rnn(layer, weights, x, **kw)
+        if layer.go_backwards and layer.return_sequences:
+            outs[0] = outs[0][:, ::-1]
+        return outs
+
+
+class IgnoresInitialState(_Broken):
+    """Always starts from zeros."""
+
+    def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
+        return super().rnn(layer, weights, x, mask=mask)
+
+
+class MixesTheBatch(_Broken):
+    """Normalises the input over the batch (a batch statistic leaks between samples)."""
+
+    def rnn(self, layer, weights, x, **kw):
+        x = np.asarray(x, dtype=np.float64)
+        return super().rnn(layer, weights, x - 0.5 * x.mean(axis=0, keepdims=True), **kw)
+
+
+class UnrolledDiffers(_Broken):
+    """The unrolled path forgets the bias."""
+
+    def rnn(self, layer, weights, x, **kw):
+        if layer.unroll and "bias" in weights:
+            weights = {k: v for k, v in weights.items() if k != "bias"}
+            layer = layer.replace(use_bias=False)
+        return super().rnn(layer, weights, x, **kw)
+
+
+class DropoutAtInference(_Broken):
+    """Applies input dropout even outside training."""
+
+    def rnn(self, layer, weights, x, **kw):
+        if layer.dropout:
+            keep = np.random.default_rng(0).random(np.shape(x)) >= layer.dropout
+            x = np.asarray(x, dtype=np.float64) * keep / (1 - layer.dropout)
+        return super().rnn(layer, weights, x, **kw)
+
+
+CATCHES.update({
+    "StateAsSequence": {"rnn.return_state"},
+    "BackwardsReReversed": {"rnn.go_backwards"},
+    "IgnoresInitialState": {"rnn.initial_state", "rnn.recurrence"},
+    "MixesTheBatch": {"rnn.batch_independence"},
+    "UnrolledDiffers": {"rnn.unroll"},
+    "DropoutAtInference": {"rnn.dropout_inference"},
 })

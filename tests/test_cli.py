@@ -96,7 +96,7 @@ def test_keras_tensorflow_end_to_end(tmp_path):
     outcomes = {c["id"]: c["results"]["keras-tensorflow"] for c in rep["claims"]}
     in_scope = {c.id for c in CLAIMS.values() if c.section in "ABCDE"} - {
         "distributional.context_similarity", "rnn.sequential_cost"}
-    assert set(outcomes) == in_scope
+    assert in_scope <= set(outcomes)
     for cid, res in outcomes.items():
         assert res["outcome"] in ("passed", "expected-failure"), (cid, res)
         if res["outcome"] == "expected-failure":

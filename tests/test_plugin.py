@@ -36,6 +36,29 @@ class BadVersions(ReferenceImplementation):
 
 def factory():
     return ReferenceImplementation()
+
+class Mutates(ReferenceImplementation):
+    name = "mutates"
+    def embedding(self, layer, weights, ids):
+        out = super().embedding(layer, weights, ids) + 1.0
+        weights["embeddings"] += 1.0  # writes into the caller's table
+        return out
+
+class Sleeps(ReferenceImplementation):
+    def one_hot(self, ids, depth):
+        import time
+        time.sleep(30)
+
+class OneHotOnly:
+    """Implements one_hot only; every other method raises Unsupported."""
+    name = "onehotonly"
+    def one_hot(self, ids, depth):
+        from conformance import reference
+        return reference.one_hot(ids, depth)
+    def embedding(self, *a, **k):
+        raise Unsupported("no embedding here")
+    def rnn(self, *a, **k):
+        raise Unsupported("no rnn here")
 '''
 
 SPEC = '''
@@ -49,6 +72,17 @@ from conformance.claims import claim
 def test_lookup(impl, case):
     out = impl.embedding(case.layer, case.weights, case.ids)
     tol.assert_exact(out, case.embeddings.astype(np.asarray(out).dtype)[case.ids], "lookup", case)
+
+@claim("embedding.invalid_ids")
+def test_probe(impl):
+    from conformance.plugin import is_control_exception
+    try:
+        impl.embedding(None, {"embeddings": np.zeros((2, 2))}, np.array([5]))
+    except Exception as exc:
+        if is_control_exception(exc):
+            raise
+        return
+    raise AssertionError("answered an invalid id")
 
 @claim("onehot.shape")
 @given(depth=cst.st.integers(1, 5))
@@ -96,6 +130,8 @@ def test_bad_adapters_become_readable_failures_not_crashes(project):
     # the other claim is untouched by the broken embedding
     for impl in ("adapters:Raises", "adapters:ReturnsNaN", "adapters:WrongShape"):
         assert outcome(rep, "onehot.shape", impl)["outcome"] == "passed"
+    # the probe sees the adapter's error as "raised": that is what it asks
+    assert outcome(rep, "embedding.invalid_ids", "adapters:NoEmbedding")["outcome"] == "n/a"
     result.stdout.fnmatch_lines(["*conformance matrix*", "*embedding.lookup*FAIL*"])
 
 
@@ -164,3 +200,57 @@ def test_bad_max_examples_is_a_usage_error(project):
     result = project.runpytest_subprocess("--max-examples", "0")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--max-examples must be >= 1*"])
+
+
+def test_adapter_writing_into_its_inputs_cannot_fool_the_spec(project):
+    result, rep = run(project, "adapters:Mutates")
+    assert outcome(rep, "embedding.lookup", "adapters:Mutates")["outcome"] == "failed"
+
+
+def test_a_hanging_call_is_stopped_and_reported(project):
+    result, rep = run(project, "adapters:Sleeps", extra=["--call-timeout", "1",
+                                                         "--max-examples", "1"])
+    res = outcome(rep, "onehot.shape", "adapters:Sleeps")
+    assert res["outcome"] == "failed" and "--call-timeout" in res["reason"]
+
+
+def test_unsupported_inside_a_probe_is_na_not_a_pass(project):
+    result, rep = run(project, "adapters:OneHotOnly")
+    assert outcome(rep, "embedding.invalid_ids", "adapters:OneHotOnly") == {
+        **outcome(rep, "embedding.invalid_ids", "adapters:OneHotOnly"), "outcome": "n/a"}
+    assert outcome(rep, "onehot.shape", "adapters:OneHotOnly")["outcome"] == "passed"
+    # the name the user gave is used in messages
+    assert outcome(rep, "embedding.lookup", "adapters:OneHotOnly")["outcome"] == "n/a"
+
+
+@pytest.mark.parametrize("text", ["embedding.lookup | no link\n", "@impl\n", "@implfoo x\n"])
+def test_malformed_expectation_files_are_usage_errors(project, text):
+    bad = project.path / "bad.txt"
+    bad.write_text(text)
+    result = project.runpytest_subprocess("--expectations", str(bad))
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*cannot read expectations*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_missing_expectation_file_is_a_usage_error(project):
+    result = project.runpytest_subprocess("--expectations", "nope.txt")
+    assert result.ret == 4 and "Traceback" not in result.stderr.str()
+
+
+def test_replay_names_a_registered_profile_and_the_example_count(project):
+    result, rep = run(project, "adapters:Raises", extra=["--max-examples", "3"])
+    t = outcome(rep, "embedding.lookup", "adapters:Raises")["tests"][0]
+    assert "--hypothesis-profile ci --max-examples 3" in t["replay"]
+    assert t["replay"].startswith("python -m pytest '/")
+    assert t["reproduce"].startswith("@reproduce_failure(")
+
+
+def test_expectations_matched_on_workers_are_not_reported_unmatched(project):
+    pytest.importorskip("xdist")
+    exp = project.path / "departures.txt"
+    exp.write_text("@impl adapters:Raises\n"
+                   "embedding.lookup | the adapter cannot embed | https://example.org/1\n")
+    result, rep = run(project, "adapters:Raises", extra=["-n", "2", "--expectations", str(exp)])
+    assert outcome(rep, "embedding.lookup", "adapters:Raises")["outcome"] == "expected-failure"
+    assert rep["unmatched_expectations"] == []

@@ -138,6 +138,10 @@ class FlaxImplementation(Implementation):
         if layer.cell == "gru" and layer.use_bias:
             raise Unsupported("nnx.GRUCell has no recurrent bias on the candidate, which "
                               "Keras's reset_after=True GRU always has")
+        if layer.unroll:
+            raise Unsupported("nnx cells have no unroll option")
+        if layer.dropout or layer.recurrent_dropout:
+            raise Unsupported("nnx cells have no dropout options")
         # SimpleCell and LSTMCell always own biases: use_bias=False is held as zero biases
         key = ("rnn", layer.cell, layer.units, n_in)
         cls = getattr(self.nnx, _CELLS[layer.cell])

@@ -1,9 +1,12 @@
-"""Keras 3 layers as an implementation under test.
+"""Keras layers as an implementation under test: Keras 3 on any backend, and Keras 2
+(``tf_keras``, or ``tf.keras`` on TensorFlow up to 2.15) as ``tf-keras``.
 
-Keras picks its backend once per process (``KERAS_BACKEND``); this adapter reports itself as
-``keras-<backend>``.  Built layers are cached per configuration and only their weights are
+Keras 3 picks its backend once per process (``KERAS_BACKEND``); this adapter reports itself
+as ``keras-<backend>``.  Built layers are cached per configuration and only their weights are
 reloaded for each example, because building a Keras layer costs far more than calling it.
-Gradients are taken with the backend's own machinery (``tf.GradientTape`` on TensorFlow).
+Gradients are taken with the backend's own machinery (``tf.GradientTape`` on TensorFlow,
+``jax.grad`` over ``stateless_call`` on JAX, ``torch.autograd`` on PyTorch); the NumPy
+backend has none.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ class KerasImplementation(Implementation):
             kwargs = dict(units=layer.units, use_bias=layer.use_bias,
                           return_sequences=layer.return_sequences,
                           return_state=layer.return_state, go_backwards=layer.go_backwards,
-                          unroll=layer.unroll, **extra)
+                          unroll=layer.unroll, dropout=layer.dropout,
+                          recurrent_dropout=layer.recurrent_dropout, **extra)
             if layer.cell == "gru":
                 kwargs["reset_after"] = layer.reset_after
             return getattr(layers, CELL_NAMES[layer.cell])(**kwargs)

@@ -137,6 +137,9 @@ class OnnxRuntimeImplementation(Implementation):
     def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
         if mask is not None:
             raise Unsupported("the ONNX recurrent operators take sequence_lens, not a mask")
+        if layer.unroll or layer.dropout or layer.recurrent_dropout:
+            raise Unsupported("the ONNX recurrent operators have no unroll or dropout "
+                              "attributes")
         x = np.asarray(x, dtype=np.float32)
         op = _OPS[layer.cell]
         h = self.onnx.helper

@@ -121,6 +121,10 @@ class TorchImplementation(Implementation):
     def _rnn_module(self, layer: RNNLayer, weights, n_in: int):
         if layer.go_backwards:
             raise Unsupported("torch.nn recurrent modules have no go_backwards option")
+        if layer.unroll:
+            raise Unsupported("torch.nn recurrent modules have no unroll option")
+        if layer.dropout or layer.recurrent_dropout:
+            raise Unsupported("torch.nn recurrent dropout only acts between stacked layers")
         if layer.cell == "gru" and not layer.reset_after:
             raise Unsupported("torch.nn.GRU only applies the reset gate after the recurrent "
                               "product (Keras reset_after=True)")
