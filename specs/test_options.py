@@ -116,3 +116,96 @@ def test_recurrent_dropout_changes_nothing_outside_training(impl, case, rate):
     dropped = run_rnn(impl, case, case.layer.replace(recurrent_dropout=rate))
     for k, (a, b) in enumerate(zip(dropped, plain)):
         tol.assert_exact(a, b, f"recurrent_dropout={rate} at inference (output {k})", case)
+
+
+def _masks(draw_data, batch, steps):
+    """A random mask with right padding, gaps in the middle and (sometimes) a fully masked
+    row."""
+    kind = draw_data.draw(st.sampled_from(["right-padded", "gaps", "with an empty row"]),
+                          label="mask kind")
+    rng = np.random.default_rng(draw_data.draw(cst.SEEDS, label="mask seed"))
+    if kind == "right-padded":
+        lengths = rng.integers(1, steps + 1, size=batch)
+        return np.arange(steps)[None, :] < lengths[:, None], kind
+    mask = rng.random((batch, steps)) > 0.35
+    if kind == "with an empty row":
+        mask[rng.integers(batch)] = False
+    return mask, kind
+
+
+@claim("rnn.mask")
+@given(case=cst.rnn_cases(layers=cst.rnn_layers(return_sequences=True, return_state=True),
+                          initial_state=None, max_batch=4), data=st.data())
+def test_masked_steps_carry_state_forward(impl, case, data):
+    """Final states and the outputs of unmasked steps match the reference; a masked step
+    after an unmasked one repeats the previous output; a fully masked row returns its
+    initial state.  (What a masked step shows before any unmasked one is not compared:
+    Keras's own code paths disagree there.)"""
+    mask, kind = _masks(data, case.batch, case.steps)
+    outs = run_rnn(impl, case, mask=mask)
+    expected = ref.rnn(case.layer.cell, case.x, case.weights, initial_state=case.initial_state,
+                       mask=mask, return_sequences=True, reset_after=case.layer.reset_after)
+    dt, depth = out_dtype(*outs), _depth(case)
+    ctx = f"{case!r} with a {kind} mask {mask.astype(int).tolist()}"
+    for k, (got, want) in enumerate(zip(outs[1:], expected.states)):
+        tol.assert_close(got, want, dtype=dt, depth=depth, what=f"final state {k} under the mask",
+                         context=ctx)
+    seen = np.cumsum(mask, axis=1) > 0  # an unmasked step has happened at or before t
+    seq = np.asarray(outs[0], dtype=np.float64)
+    tol.assert_close(np.where(seen[..., None], seq, 0.0),
+                     np.where(seen[..., None], expected.sequence, 0.0), dtype=dt, depth=depth,
+                     what="outputs from the first unmasked step on", context=ctx)
+    init = case.initial_state or tuple(np.zeros((case.batch, case.layer.units))
+                                       for _ in range(case.layer.n_states))
+    for b in np.flatnonzero(~mask.any(axis=1)):
+        for k, s in enumerate(outs[1:]):
+            tol.assert_close(s[b], init[k][b], dtype=dt, depth=1,
+                             what=f"final state {k} of fully masked row {b} (its initial state)",
+                             context=ctx)
+
+
+@claim("rnn.mask")
+@given(case=cst.rnn_cases(layers=cst.rnn_layers(return_sequences=False, return_state=True),
+                          max_batch=4, min_steps=2), data=st.data())
+def test_padded_batch_equals_each_sequence_alone(impl, case, data):
+    lengths = np.array(data.draw(st.lists(st.integers(1, case.steps), min_size=case.batch,
+                                          max_size=case.batch), label="lengths"))
+    mask = np.arange(case.steps)[None, :] < lengths[:, None]
+    padded = np.where(mask[..., None], case.x, 0.0)
+    together = run_rnn(impl, case, x=padded, mask=mask)
+    for b, n in enumerate(lengths):
+        alone = run_rnn(impl, case, x=case.x[b:b + 1, :n])
+        for k, (a, t) in enumerate(zip(alone, together)):
+            tol.assert_close(t[b:b + 1], a, dtype=out_dtype(a), depth=_depth(case),
+                             what=f"sequence {b} (length {n}) in a right-padded batch with its "
+                                  f"mask, against it run alone (output {k})", context=case)
+
+
+@claim("rnn.empty_input")
+@given(case=cst.rnn_cases(layers=cst.rnn_layers(return_state=True)),
+       empty=st.sampled_from(["no steps", "no samples"]))
+def test_empty_input_gets_an_error_or_an_empty_result(impl, case, empty):
+    """Either an exception (the report notes which), or a result of the right shape: no
+    steps gives the initial (zero) state, no samples gives empty arrays."""
+    from conformance.plugin import is_control_exception, note
+
+    x = case.x[:, :0] if empty == "no steps" else case.x[:0]
+    layer = case.layer
+    try:
+        outs = impl.rnn(layer, case.weights, x)
+    except Exception as exc:
+        if is_control_exception(exc):
+            raise
+        note(f"{empty}: raises {type(exc).__name__}")
+        return
+    outs = [np.asarray(o) for o in outs]
+    b, t, u = x.shape[0], x.shape[1], layer.units
+    first = (b, t, u) if layer.return_sequences else (b, u)
+    shapes = [o.shape for o in outs]
+    assert shapes == [first] + [(b, u)] * layer.n_states, (
+        f"{empty}: output shapes {shapes}, expected {[first] + [(b, u)] * layer.n_states}"
+        f"\n  for {case!r}")
+    for k, s in enumerate(outs[1:]):
+        tol.assert_exact(s, np.zeros_like(s), f"{empty}: final state {k} (the zero initial "
+                                              f"state)", case)
+    note(f"{empty}: returns an empty / initial-state result")

@@ -464,3 +464,38 @@ CATCHES.update({
     "UnrolledDiffers": {"rnn.unroll"},
     "DropoutAtInference": {"rnn.dropout_inference"},
 })
+
+
+class IgnoresMask(_Broken):
+    """Runs every step whatever the mask says."""
+
+    def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
+        return super().rnn(layer, weights, x, initial_state=initial_state)
+
+
+class MaskOnOutputOnly(_Broken):
+    """Repeats the previous output at masked steps but lets the state run on."""
+
+    def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
+        outs = super().rnn(layer, weights, x, initial_state=initial_state)
+        if mask is None:
+            return outs
+        masked = super().rnn(layer, weights, x, initial_state=initial_state, mask=mask)
+        return [masked[0]] + outs[1:]
+
+
+class EmptyGivesNaN(_Broken):
+    """A zero-length sequence returns NaN states instead of the initial state."""
+
+    def rnn(self, layer, weights, x, **kw):
+        outs = super().rnn(layer, weights, x, **kw)
+        if np.shape(x)[1] == 0:
+            outs = [np.full_like(o, np.nan) for o in outs]
+        return outs
+
+
+CATCHES.update({
+    "IgnoresMask": {"rnn.mask"},
+    "MaskOnOutputOnly": {"rnn.mask"},
+    "EmptyGivesNaN": {"rnn.empty_input"},
+})

@@ -138,6 +138,9 @@ class FlaxImplementation(Implementation):
         if layer.cell == "gru" and layer.use_bias:
             raise Unsupported("nnx.GRUCell has no recurrent bias on the candidate, which "
                               "Keras's reset_after=True GRU always has")
+        if layer.go_backwards:
+            raise Unsupported("this adapter steps the nnx cells itself, so reading backwards "
+                              "would test the adapter, not Flax")
         if layer.unroll:
             raise Unsupported("nnx cells have no unroll option")
         if layer.dropout or layer.recurrent_dropout:
@@ -220,11 +223,12 @@ class FlaxImplementation(Implementation):
             mod = nnx.Embed(layer.input_dim, layer.output_dim, rngs=rngs)
             return {"embeddings": np.asarray(nnx.to_pure_dict(nnx.state(mod, nnx.Param))
                                              ["embedding"])}
-        if not layer.use_bias and layer.cell != "gru":
+        if layer.cell == "gru":
+            raise Unsupported("nnx.GRUCell owns one (3u,) bias on the input side only; "
+                              "neither Keras GRU bias layout describes it")
+        if not layer.use_bias:
             raise Unsupported(f"nnx.{_CELLS[layer.cell]} has no use_bias option: it always "
                               f"owns a bias")
-        if layer.cell == "gru" and not layer.reset_after:
-            raise Unsupported("nnx.GRUCell has no reset_after=False form")
         cell = getattr(nnx, _CELLS[layer.cell])(input_dim, layer.units, rngs=rngs)
         return layouts.flax_to_keras(layer.cell,
                                      self._to_np(nnx.to_pure_dict(nnx.state(cell, nnx.Param))))
