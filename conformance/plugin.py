@@ -265,8 +265,18 @@ def pytest_report_header(config):
 # --------------------------------------------------------------------------- parametrise
 
 
+def _parametrizes_impl(metafunc) -> bool:
+    for m in metafunc.definition.iter_markers("parametrize"):
+        names = m.args[0] if m.args else ""
+        names = names.split(",") if isinstance(names, str) else list(names)
+        if "impl" in (n.strip() for n in names):
+            return True
+    return False
+
+
 def pytest_generate_tests(metafunc):
-    if "impl" in metafunc.fixturenames:
+    # a test that parametrizes its own ``impl`` argument keeps it
+    if "impl" in metafunc.fixturenames and not _parametrizes_impl(metafunc):
         names = _state(metafunc.config).names
         metafunc.parametrize("impl", names, ids=names, indirect=True, scope="session")
 
@@ -301,7 +311,7 @@ def pytest_collection_modifyitems(session, config, items):
             continue
         test = getattr(item, "originalname", item.name)
         for e in st.expectations:
-            if e.matches(name, cid, test):
+            if e.matches(name, cid, test) and e.applies_to(st.versions(name)):
                 st.used.add(e.origin)
                 item._conformance_expectation = e.origin
                 reason = f"expected departure: {e.reason} ({e.link}) [{e.origin}]"
@@ -429,7 +439,8 @@ def build_report(config) -> dict:
     unmatched = [f"{e.origin} {e.key}" + ("" if e.impl in st.names else
                                           f" (for {e.impl}, which is not under test)")
                  for e in st.expectations
-                 if e.origin not in st.used and (e.impl in st.names or e.user)]
+                 if e.origin not in st.used and (e.impl in st.names or e.user)
+                 and (e.impl not in st.names or e.applies_to(st.versions(e.impl)))]
     if not st.records:
         unmatched = []  # nothing collected (e.g. a run over tests/ only): nothing to judge
     return _report.build(st.records, impls, profile=current_profile_name(),

@@ -84,19 +84,19 @@ def test_run_on_a_broken_implementation_exits_1(tmp_path):
     assert res["results"]["tests.broken:SwappedLSTMGates"]["outcome"] == "failed"
 
 
-@pytest.mark.parametrize("impl,framework", [("keras-tensorflow", "tensorflow"),
+@pytest.mark.parametrize("name,framework", [("keras-tensorflow", "tensorflow"),
                                              ("torch", "torch"),
                                              ("onnxruntime", "onnxruntime")])
-def test_real_framework_end_to_end(tmp_path, impl, framework):
+def test_real_framework_end_to_end(tmp_path, name, framework):
     """The main job on a real framework: every claim passes, is an expected departure with
     its reason, or is n/a with its reason (few examples here; `conformance run` uses the
     ci profile)."""
     pytest.importorskip(framework)
-    proc = conformance("run", "--impl", impl, "--max-examples", "8",
+    proc = conformance("run", "--impl", name, "--max-examples", "8",
                        "--report", str(tmp_path / "r"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     rep = report.read(tmp_path / "r" / "report.json")
-    outcomes = {c["id"]: c["results"][impl] for c in rep["claims"]}
+    outcomes = {c["id"]: c["results"][name] for c in rep["claims"]}
     in_scope = {c.id for c in CLAIMS.values() if c.section in "ABCDE"} - {
         "distributional.context_similarity", "rnn.sequential_cost"}
     assert in_scope <= set(outcomes)
@@ -106,5 +106,5 @@ def test_real_framework_end_to_end(tmp_path, impl, framework):
             assert "expected departure:" in res["reason"]
         if res["outcome"] == "n/a":
             assert res["reason"]
-    if impl == "keras-tensorflow":  # Keras is what the claims are stated against
+    if name == "keras-tensorflow":  # Keras is what the claims are stated against
         assert not [c for c, r in outcomes.items() if r["outcome"] == "n/a"]

@@ -254,3 +254,20 @@ def test_expectations_matched_on_workers_are_not_reported_unmatched(project):
     result, rep = run(project, "adapters:Raises", extra=["-n", "2", "--expectations", str(exp)])
     assert outcome(rep, "embedding.lookup", "adapters:Raises")["outcome"] == "expected-failure"
     assert rep["unmatched_expectations"] == []
+
+
+def test_version_bands_limit_expectations(project):
+    import numpy
+
+    exp = project.path / "bands.txt"
+    exp.write_text(
+        "@impl adapters:Raises\n"
+        f"embedding.lookup | only on this numpy | https://example.org/4 | numpy=={numpy.__version__}\n"
+        "onehot.shape | never on numpy 1.0 | https://example.org/5 | numpy<1.1\n")
+    result, rep = run(project, "adapters:Raises", extra=["--expectations", str(exp)])
+    assert outcome(rep, "embedding.lookup", "adapters:Raises")["outcome"] == "expected-failure"
+    assert outcome(rep, "onehot.shape", "adapters:Raises")["outcome"] == "passed"
+    assert not any("onehot.shape" in u for u in rep["unmatched_expectations"])
+    bad = project.path / "badband.txt"
+    bad.write_text("@impl adapters:Raises\nembedding.lookup | r | l | numpy\n")
+    assert project.runpytest_subprocess("--expectations", str(bad)).ret == 4

@@ -3,9 +3,13 @@
 One file per implementation, named ``<implementation>.txt`` (this folder holds the ones for
 the built-in implementations; ``--expectations FILE`` adds more).  One entry per line::
 
-    <key> | <reason> | <link>
+    <key> | <reason> | <link> [| <versions>]
 
 ``key`` is a claim id (every test of that claim) or a test function name (that test only).
+``versions``, optional, limits the entry to a version band of the packages the
+implementation reports (its ``versions()``), as comma-separated requirement specifiers joined
+by ``;``, e.g. ``tensorflow>=2.16,<2.19; keras>=3``.  An entry whose band does not match the
+installed versions is ignored (and not warned about).
 Blank lines and lines starting with ``#`` are ignored.  A file may also name the
 implementation it is for on a line ``@impl <name>`` (default: the file's stem).
 """
@@ -26,6 +30,26 @@ class Expectation:
     link: str
     origin: str  # file:line
     user: bool = False  # from a file given on the command line
+    versions: str = ""  # e.g. "tensorflow>=2.16,<2.19; keras>=3"
+
+    def applies_to(self, versions: dict) -> bool:
+        """Whether the installed versions fall in this entry's band."""
+        if not self.versions:
+            return True
+        from packaging.specifiers import SpecifierSet
+        from packaging.version import InvalidVersion, Version
+
+        for part in self.versions.split(";"):
+            name, spec = _split_requirement(part)
+            have = versions.get(name)
+            if have is None:
+                return False
+            try:
+                if Version(have) not in SpecifierSet(spec):
+                    return False
+            except InvalidVersion:
+                return False
+        return True
 
     def matches(self, impl: str, claim_id: str, test_name: str) -> bool:
         return impl == self.impl and self.key in (claim_id, test_name)
@@ -33,6 +57,14 @@ class Expectation:
 
 class ExpectationError(ValueError):
     pass
+
+
+def _split_requirement(part: str) -> tuple[str, str]:
+    part = part.strip()
+    for i, ch in enumerate(part):
+        if ch in "<>=!~":
+            return part[:i].strip(), part[i:].strip()
+    raise ExpectationError(f"version band {part!r} has no comparison (e.g. keras>=3)")
 
 
 def parse(text: str, *, impl: str, origin: str, user: bool = False) -> list[Expectation]:
@@ -48,11 +80,20 @@ def parse(text: str, *, impl: str, origin: str, user: bool = False) -> list[Expe
             impl = parts[1].strip()
             continue
         fields = [f.strip() for f in line.split("|")]
-        if len(fields) != 3 or not all(fields):
+        if len(fields) not in (3, 4) or not all(fields):
             raise ExpectationError(
-                f"{origin}:{lineno}: expected 'key | reason | link', got {raw!r}")
+                f"{origin}:{lineno}: expected 'key | reason | link [| versions]', got {raw!r}")
+        band = fields[3] if len(fields) == 4 else ""
+        if band:
+            from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+            for part in band.split(";"):
+                try:
+                    SpecifierSet(_split_requirement(part)[1])
+                except InvalidSpecifier as exc:
+                    raise ExpectationError(f"{origin}:{lineno}: {exc}") from None
         entries.append(Expectation(impl, fields[0], fields[1], fields[2],
-                                   f"{origin}:{lineno}", user))
+                                   f"{origin}:{lineno}", user, band))
     return entries
 
 

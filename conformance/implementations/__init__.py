@@ -38,6 +38,11 @@ class Unsupported(Exception):
         self.reason = reason
 
 
+class WouldCrash(Exception):
+    """The adapter refused a call that is known to take the whole process down (an abort
+    in native code).  Specs report it as the crash it stands for; the run goes on."""
+
+
 class ImplementationUnavailable(Exception):
     """A named implementation could not be loaded (unknown name, missing framework...)."""
 

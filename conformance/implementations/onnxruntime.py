@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import layouts
 from ..cases import DenseLayer, EmbeddingLayer
-from . import Implementation, Unsupported
+from . import Implementation, Unsupported, WouldCrash
 
 OPSET = 21
 IR_VERSION = 10
@@ -141,6 +141,13 @@ class OnnxRuntimeImplementation(Implementation):
             raise Unsupported("the ONNX recurrent operators have no unroll or dropout "
                               "attributes")
         x = np.asarray(x, dtype=np.float32)
+        # seen with onnxruntime 1.32: std::terminate (SIGABRT) inside these kernels
+        if x.shape[0] == 0 and layer.cell in ("lstm", "gru"):
+            raise WouldCrash(f"ONNX Runtime {self.ort.__version__} aborts the process on an "
+                             f"{_OPS[layer.cell]} with an empty batch")
+        if x.shape[1] == 0 and layer.cell == "gru":
+            raise WouldCrash(f"ONNX Runtime {self.ort.__version__} aborts the process on a "
+                             f"GRU with zero steps")
         op = _OPS[layer.cell]
         h = self.onnx.helper
         has_init = initial_state is not None
