@@ -150,7 +150,6 @@ class State:
         self.loaded: dict = {}
         self.errors: dict[str, str] = {}
         self.records: list[dict] = []
-        self.impl_info: dict[str, dict] = {}
         self.expectations: list[_exp.Expectation] = []
         self.used: set[str] = set()
         self.mode = config.getoption("conformance_expectations_mode")
