@@ -126,7 +126,8 @@ def test_bad_adapters_become_readable_failures_not_crashes(project):
     shape = outcome(rep, "embedding.lookup", "adapters:WrongShape")
     assert shape["outcome"] == "failed" and "shape" in shape["reason"]
     na = outcome(rep, "embedding.lookup", "adapters:NoEmbedding")
-    assert na == {**na, "outcome": "n/a", "reason": "this framework has no embedding layer"}
+    assert na["outcome"] == "n/a"
+    assert na["reason"] == "this framework has no embedding layer"
     # the other claim is untouched by the broken embedding
     for impl in ("adapters:Raises", "adapters:ReturnsNaN", "adapters:WrongShape"):
         assert outcome(rep, "onehot.shape", impl)["outcome"] == "passed"
@@ -155,7 +156,6 @@ def test_factory_functions_and_broken_versions_are_accepted(project):
 
 
 def test_expectations_turn_departures_into_expected_failures(project):
-    project.makefile(".txt", **{"adapters:Raises": ""})  # keep pytester quiet about names
     exp = project.path / "departures.txt"
     exp.write_text("@impl adapters:Raises\n"
                    "embedding.lookup | the adapter cannot embed | https://example.org/1\n"
@@ -216,8 +216,7 @@ def test_a_hanging_call_is_stopped_and_reported(project):
 
 def test_unsupported_inside_a_probe_is_na_not_a_pass(project):
     result, rep = run(project, "adapters:OneHotOnly")
-    assert outcome(rep, "embedding.invalid_ids", "adapters:OneHotOnly") == {
-        **outcome(rep, "embedding.invalid_ids", "adapters:OneHotOnly"), "outcome": "n/a"}
+    assert outcome(rep, "embedding.invalid_ids", "adapters:OneHotOnly")["outcome"] == "n/a"
     assert outcome(rep, "onehot.shape", "adapters:OneHotOnly")["outcome"] == "passed"
     # the name the user gave is used in messages
     assert outcome(rep, "embedding.lookup", "adapters:OneHotOnly")["outcome"] == "n/a"
