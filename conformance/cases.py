@@ -14,6 +14,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 CELL_NAMES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,17 @@ class RNNLayer:
     unroll: bool = False
     dropout: float = 0.0  # only active in training, which the specs never ask for
     recurrent_dropout: float = 0.0
+    # the layer's dtype policy by name ("float16", "bfloat16", "float32", "float64");
+    # None is the framework's default (float32 in Keras)
+    dtype: Optional[str] = None
 
     def __post_init__(self):
         if self.cell not in CELL_NAMES:
             raise ValueError(f"cell must be one of {sorted(CELL_NAMES)}, got {self.cell!r}")
         if self.units < 1:
             raise ValueError(f"units must be >= 1, got {self.units}")
+        if self.dtype not in (None,) + DTYPES:
+            raise ValueError(f"dtype must be None or one of {DTYPES}, got {self.dtype!r}")
 
     @property
     def n_states(self) -> int:

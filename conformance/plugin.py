@@ -61,6 +61,16 @@ def note(text: str) -> None:
         _Notes.items.append(text)
 
 
+def not_applicable(reason: str) -> None:
+    """End this example (and, if no example applies, the test) as n/a: for a spec that finds
+    out by itself that the implementation cannot express what it checks."""
+    if reason not in _Notes.unsupported:
+        _Notes.unsupported.append(reason)
+    if hypothesis.currently_in_test_context():
+        hypothesis.reject()
+    pytest.skip(NA_PREFIX + reason)
+
+
 def _copy(value):
     """A private copy of an argument, so an adapter that writes into its inputs cannot
     change what the spec compares against."""

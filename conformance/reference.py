@@ -285,7 +285,7 @@ class RNNResult:
             return self.sequence
         if self.sequence.shape[1] == 0:
             return self.states[0]
-        return self.sequence[:, -1]
+        return self.sequence[:, -1]  # with a mask: the last output, zero if none unmasked
 
 
 def _prepare(cell, x, weights, initial_state, mask, go_backwards):
@@ -325,19 +325,23 @@ def rnn(cell: str, x, weights: Mapping[str, np.ndarray], *, initial_state=None, 
     """Run one recurrent layer over ``x`` (B, T, F).
 
     A step whose mask is False leaves every state as it was, and the output of that step
-    repeats the previous output (the Keras convention).  With ``go_backwards`` the input
+    repeats the previous output; before the first unmasked step of a row there is no
+    previous output and the output is zero, even when an initial state was given (Keras on
+    TensorFlow: its masked loop starts from a zero output).  With ``go_backwards`` the input
     (and mask) are read from the last step to the first and the sequence is returned in
     that processing order."""
     x, w, states, m = _prepare(cell, x, weights, initial_state, mask, go_backwards)
     step, _ = _step_fns(cell, reset_after)
     outputs = []
+    seen = np.zeros((x.shape[0], 1), dtype=bool)  # an unmasked step has happened
     for t in range(x.shape[1]):
         new, _ = step(x[:, t], states, w)
         if m is not None:
             keep = m[:, t, None]
             new = tuple(np.where(keep, n, s) for n, s in zip(new, states))
+            seen = seen | keep
         states = new
-        outputs.append(states[0])
+        outputs.append(states[0] if m is None else np.where(seen, states[0], 0.0))
     units = w["recurrent_kernel"].shape[0]
     seq = np.stack(outputs, 1) if outputs else np.zeros((x.shape[0], 0, units))
     return RNNResult(seq, states, return_sequences)
@@ -370,9 +374,12 @@ def rnn_vjp(cell: str, x, weights: Mapping[str, np.ndarray], *, d_sequence=None,
     dseq = None if d_sequence is None else _f64(d_sequence)
     dx = np.zeros_like(x)
     dw = {k: np.zeros_like(v) for k, v in w.items()}
+    # the output of step t is h_t once an unmasked step has happened, zero before
+    seen = np.ones((x.shape[0], x.shape[1]), dtype=bool) if m is None else \
+        np.cumsum(m, axis=1) > 0
     for t in reversed(range(x.shape[1])):
         if dseq is not None:
-            dstates[0] = dstates[0] + dseq[:, t]
+            dstates[0] = dstates[0] + np.where(seen[:, t, None], dseq[:, t], 0.0)
         if m is not None:
             keep = m[:, t, None]
             d_new = [np.where(keep, d, 0.0) for d in dstates]

@@ -22,6 +22,21 @@ and errors are not amplified from step to step.  For float32 and a 10-step LSTM 
 features and 8 units the bound is about 9e-5 (observed errors of Keras on TensorFlow are
 near 1e-7), far below the O(0.1) differences a swapped gate or a dropped term makes.
 
+Sixteen-bit dtypes
+------------------
+For float16 (eps 2**-10) and bfloat16 (eps 2**-7) the worst-case bound is empty: at a depth
+of 40 it already allows an error of 0.16 (float16) or 1.25 (bfloat16), more than any output
+of a tanh layer can be off.  For these two dtypes the rule uses the probabilistic bound
+instead: rounding errors of independent operations are zero-mean and add like a random walk,
+so the accumulated error grows with the square root of the depth (Higham and Mary,
+"A new approach to probabilistic rounding error analysis", SIAM J. Sci. Comput. 2019)::
+
+    tol = SAFETY * eps * sqrt(depth)
+
+The rounding of the inputs themselves (weights and x stored in 16 bits) is not part of the
+computation's error: a spec compares a 16-bit layer with the reference run on the inputs
+rounded to that dtype (:func:`round_to`).
+
 The float64 reference itself is compared against finite differences in ``tests/`` with its
 own, separately justified tolerances.
 
@@ -39,11 +54,37 @@ import numpy as np
 SAFETY = 4.0
 
 
+# machine epsilon by dtype name; bfloat16 (an ml_dtypes type to NumPy) has 8 significand
+# bits, float16 11, float32 24, float64 53
+EPS = {"bfloat16": 2.0 ** -7, "float16": 2.0 ** -10, "float32": 2.0 ** -23,
+       "float64": 2.0 ** -52}
+SIXTEEN_BIT = ("float16", "bfloat16")
+
+
+def dtype_name(dtype) -> str:
+    return dtype if isinstance(dtype, str) else np.dtype(dtype).name
+
+
 def eps(dtype) -> float:
+    name = dtype_name(dtype)
+    if name in EPS:
+        return EPS[name]
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         return 0.0
     return float(np.finfo(dtype).eps)
+
+
+def round_to(dtype, a) -> np.ndarray:
+    """``a`` rounded (to nearest, ties to even) to the values ``dtype`` can hold, returned
+    as float64.  bfloat16 is done on the float32 bit pattern, so NumPy alone suffices."""
+    name = dtype_name(dtype)
+    a = np.asarray(a, dtype=np.float64)
+    if name == "bfloat16":
+        bits = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+        bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+        return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+    return a.astype(name).astype(np.float64)
 
 
 def rnn_depth(steps: int, features: int, units: int) -> int:
@@ -52,6 +93,8 @@ def rnn_depth(steps: int, features: int, units: int) -> int:
 
 def tolerance(dtype, depth: int) -> float:
     """The allowed relative/absolute error for a value of the given dtype and depth."""
+    if dtype_name(dtype) in SIXTEEN_BIT:
+        return SAFETY * eps(dtype) * float(np.sqrt(max(1, depth)))
     return SAFETY * eps(dtype) * max(1, depth)
 
 
@@ -108,5 +151,5 @@ def assert_close(actual, expected, *, dtype, depth: int, what: str, context: Any
         raise AssertionError(
             f"{what}: {int(over.sum())} of {a.size} value(s) outside tolerance; worst at "
             f"{_where(i)}: {a[i]!r} observed, {e[i]!r} expected, |diff| {err[i]:.3g} > "
-            f"allowed {allowed[i]:.3g} (dtype {np.dtype(dtype).name}, depth {depth}, "
+            f"allowed {allowed[i]:.3g} (dtype {dtype_name(dtype)}, depth {depth}, "
             f"tol {tol:.3g}){ctx}")

@@ -137,10 +137,9 @@ def _masks(draw_data, batch, steps):
 @given(case=cst.rnn_cases(layers=cst.rnn_layers(return_sequences=True, return_state=True),
                           initial_state=None, max_batch=4), data=st.data())
 def test_masked_steps_carry_state_forward(impl, case, data):
-    """Final states and the outputs of unmasked steps match the reference; a masked step
-    after an unmasked one repeats the previous output; a fully masked row returns its
-    initial state.  (What a masked step shows before any unmasked one is not compared:
-    Keras's own code paths disagree there.)"""
+    """Final states and every output match the reference: a masked step repeats the
+    previous output (zero before the first unmasked step) and carries the states; a fully
+    masked row returns its initial state."""
     mask, kind = _masks(data, case.batch, case.steps)
     outs = run_rnn(impl, case, mask=mask)
     expected = ref.rnn(case.layer.cell, case.x, case.weights, initial_state=case.initial_state,
@@ -150,11 +149,8 @@ def test_masked_steps_carry_state_forward(impl, case, data):
     for k, (got, want) in enumerate(zip(outs[1:], expected.states)):
         tol.assert_close(got, want, dtype=dt, depth=depth, what=f"final state {k} under the mask",
                          context=ctx)
-    seen = np.cumsum(mask, axis=1) > 0  # an unmasked step has happened at or before t
-    seq = np.asarray(outs[0], dtype=np.float64)
-    tol.assert_close(np.where(seen[..., None], seq, 0.0),
-                     np.where(seen[..., None], expected.sequence, 0.0), dtype=dt, depth=depth,
-                     what="outputs from the first unmasked step on", context=ctx)
+    tol.assert_close(outs[0], expected.sequence, dtype=dt, depth=depth,
+                     what="outputs under the mask", context=ctx)
     init = case.initial_state or tuple(np.zeros((case.batch, case.layer.units))
                                        for _ in range(case.layer.n_states))
     for b in np.flatnonzero(~mask.any(axis=1)):
@@ -213,3 +209,21 @@ def test_empty_input_gets_an_error_or_an_empty_result(impl, case, empty):
         tol.assert_exact(s, np.zeros_like(s), f"{empty}: final state {k} (the zero initial "
                                               f"state)", case)
     note(f"{empty}: returns an empty / initial-state result")
+
+
+@claim("rnn.mask")
+@given(case=cst.rnn_cases(layers=cst.rnn_layers(return_sequences=True, return_state=False),
+                          initial_state=True, max_batch=3, min_steps=2), data=st.data())
+def test_masked_steps_before_the_first_output_zeros(impl, case, data):
+    """A step masked before any unmasked one has no previous output to repeat: Keras on
+    TensorFlow outputs zeros there, even from a non-zero initial state (the state itself is
+    carried, as the final-state checks of the other mask tests show)."""
+    lead = np.array(data.draw(st.lists(st.integers(1, case.steps - 1), min_size=case.batch,
+                                       max_size=case.batch), label="masked leading steps"))
+    mask = np.arange(case.steps)[None, :] >= lead[:, None]
+    seq = np.asarray(run_rnn(impl, case, mask=mask)[0], dtype=np.float64)
+    for b, n in enumerate(lead):
+        tol.assert_exact(seq[b, :n], np.zeros((n, case.layer.units)),
+                         f"row {b}: outputs of its {n} leading masked step(s) (zeros; its "
+                         f"initial h is {case.initial_state[0][b].tolist()})",
+                         f"{case!r} with mask {mask.tolist()}")

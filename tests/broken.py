@@ -499,3 +499,58 @@ CATCHES.update({
     "MaskOnOutputOnly": {"rnn.mask"},
     "EmptyGivesNaN": {"rnn.empty_input"},
 })
+
+
+# --------------------------------------------------------------------------- state, compiled
+# calls, dtypes, rebuilding
+
+
+class StatefulNeverResets(_Broken):
+    """A stateful layer whose reset does nothing: the states run on."""
+
+    def rnn_stateful(self, layer, weights, calls):
+        return super().rnn_stateful(layer, weights, [c for c in calls if c is not None])
+
+
+class CompiledIgnoresMask(_Broken):
+    """Its compiled path (like a fused kernel taken without checking) drops the mask."""
+
+    def compiled_modes(self):
+        return ("fused",)
+
+    def rnn_compiled(self, mode, layer, weights, x, *, initial_state=None, mask=None):
+        return self.rnn(layer, weights, x, initial_state=initial_state)
+
+
+class DtypeIgnored(_Broken):
+    """Computes in float32 whatever dtype the layer asks for."""
+
+    def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
+        if layer.dtype is None:
+            return super().rnn(layer, weights, x, initial_state=initial_state, mask=mask)
+        f32 = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+        outs = super().rnn(layer.replace(dtype=None), f32, np.asarray(x, dtype=np.float32),
+                           initial_state=initial_state, mask=mask)
+        return [np.asarray(o, dtype=np.float32) for o in outs]
+
+
+class RebuildLosesGoBackwards(_Broken):
+    """Its configuration does not record go_backwards, so a rebuilt layer reads forwards."""
+
+    def roundtrip_modes(self):
+        return ("config",)
+
+    def roundtrip(self, via, layer, weights, inputs):
+        if isinstance(layer, RNNLayer):
+            return self.rnn(layer.replace(go_backwards=False), weights, inputs)
+        if isinstance(layer, DenseLayer):
+            return self.dense(layer, weights, inputs)
+        return self.embedding(layer, weights, inputs)
+
+
+CATCHES.update({
+    "StatefulNeverResets": {"rnn.stateful"},
+    "CompiledIgnoresMask": {"rnn.compiled_equals_eager"},
+    "DtypeIgnored": {"rnn.dtype"},
+    "RebuildLosesGoBackwards": {"layer.config_roundtrip"},
+})

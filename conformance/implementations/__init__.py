@@ -83,6 +83,19 @@ class ImplementationProtocol(Protocol):
 
     def initial_weights(self, layer: Any, input_dim: int, seed: int) -> dict: ...
 
+    def rnn_stateful(self, layer: RNNLayer, weights: Mapping,
+                     calls: Sequence[Optional[np.ndarray]]) -> list[list[np.ndarray]]: ...
+
+    def compiled_modes(self) -> Sequence[str]: ...
+
+    def rnn_compiled(self, mode: str, layer: RNNLayer, weights: Mapping, x: np.ndarray, *,
+                     initial_state: Optional[Sequence[np.ndarray]] = None,
+                     mask: Optional[np.ndarray] = None) -> list[np.ndarray]: ...
+
+    def roundtrip_modes(self) -> Sequence[str]: ...
+
+    def roundtrip(self, via: str, layer: Any, weights: Mapping, inputs: np.ndarray) -> Any: ...
+
 
 class Implementation:
     """Convenience base class.  Methods an adapter does not override raise Unsupported.
@@ -116,6 +129,22 @@ class Implementation:
     ``initial_weights(layer, input_dim, seed)``
         the weights a freshly built layer gets from its default initialisers, keyed by
         Keras name in the Keras order, seeded by ``seed`` where the framework allows it.
+    ``layer.dtype`` (RNNLayer)
+        None for the framework's default policy, or the name of the dtype the layer
+        computes and stores its weights in ("float16", "bfloat16", "float64"); outputs come
+        back in that dtype.  An adapter that cannot honour it raises Unsupported.
+    ``rnn_stateful(layer, weights, calls)``
+        one stateful layer (Keras ``stateful=True``; elsewhere: the state carried by hand
+        from call to call) fed ``calls`` in order: each item is a chunk (B, t, F) to run, or
+        None to reset the states to zeros.  Returns one output list (as ``rnn``) per chunk.
+    ``compiled_modes()`` / ``rnn_compiled(mode, layer, weights, x, ...)``
+        the names of the compiled call paths the framework offers (e.g. "tf.function",
+        "xla", "jax.jit", "torch.compile"), and ``rnn`` through one of them.
+    ``roundtrip_modes()`` / ``roundtrip(via, layer, weights, inputs)``
+        ways to rebuild a layer ("config": from its configuration plus its weights;
+        "file": saved to a file and loaded back) and the outputs of the rebuilt layer on
+        ``inputs`` (x for Dense and RNN layers, ids for Embedding), in the form the
+        matching forward method returns.
     """
 
     name = "unnamed"
@@ -155,6 +184,39 @@ class Implementation:
 
     def initial_weights(self, layer, input_dim, seed):
         self._unsupported("default initialisation")
+
+    def rnn_stateful(self, layer, weights, calls):
+        self._unsupported("stateful recurrent layers")
+
+    def compiled_modes(self):
+        return ()
+
+    def rnn_compiled(self, mode, layer, weights, x, *, initial_state=None, mask=None):
+        self._unsupported(f"compiled mode {mode!r}")
+
+    def roundtrip_modes(self):
+        return ()
+
+    def roundtrip(self, via, layer, weights, inputs):
+        self._unsupported(f"rebuilding a layer ({via})")
+
+
+def carry_state(impl, layer: RNNLayer, weights: Mapping,
+                calls: Sequence[Optional[np.ndarray]]) -> list[list[np.ndarray]]:
+    """``rnn_stateful`` for frameworks without stateful layers: the final states of each
+    call are handed to the next as its initial state (what a user of torch.nn, ONNX or
+    Flax writes by hand); None resets them to zeros."""
+    carrying = layer.replace(return_state=True)
+    states = None
+    results = []
+    for chunk in calls:
+        if chunk is None:
+            states = None
+            continue
+        outs = list(impl.rnn(carrying, weights, chunk, initial_state=states))
+        states = tuple(outs[1:])
+        results.append(outs if layer.return_state else outs[:1])
+    return results
 
 
 # --------------------------------------------------------------------------- registry

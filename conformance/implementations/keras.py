@@ -54,8 +54,8 @@ class KerasImplementation(Implementation):
             return v.path.split("/")[-1]
         return v.name.split("/")[-1].split(":")[0]  # Keras 2: 'lstm/lstm_cell/kernel:0'
 
-    def _float(self, a):
-        return np.asarray(a, dtype=self.dtype)
+    def _float(self, a, dtype=None):
+        return np.asarray(a, dtype=_numpy_dtype(dtype) if dtype else self.dtype)
 
     def _make(self, layer, **extra):
         layers = self.keras.layers
@@ -72,6 +72,8 @@ class KerasImplementation(Implementation):
                           recurrent_dropout=layer.recurrent_dropout, **extra)
             if layer.cell == "gru":
                 kwargs["reset_after"] = layer.reset_after
+            if layer.dtype is not None:
+                kwargs["dtype"] = layer.dtype
             return getattr(layers, CELL_NAMES[layer.cell])(**kwargs)
         raise TypeError(f"unknown layer description {layer!r}")
 
@@ -91,11 +93,12 @@ class KerasImplementation(Implementation):
             klayer = self._build(self._make(layer), layer, input_dim)
             self._layers[key] = klayer
         names = [self._wname(w) for w in klayer.weights]
+        dtype = getattr(layer, "dtype", None)
         values = []
         for n in names:
             if n not in weights:
                 raise KeyError(f"weights lack {n!r}; the layer owns {names}")
-            values.append(self._float(weights[n]))
+            values.append(self._float(weights[n], dtype))
         klayer.set_weights(values)
         return klayer
 
@@ -218,12 +221,167 @@ class KerasImplementation(Implementation):
         out = klayer(x, **kwargs)
         return list(out) if isinstance(out, (list, tuple)) else [out]
 
-    def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
-        x = self._float(x)
-        klayer = self._layer(layer, x.shape[-1], weights)
-        init = None if initial_state is None else [self._float(s) for s in initial_state]
+    def _rnn_inputs(self, layer, x, initial_state, mask):
+        x = self._float(x, layer.dtype)
+        init = None if initial_state is None else [self._float(s, layer.dtype)
+                                                   for s in initial_state]
         m = None if mask is None else np.asarray(mask, dtype=bool)
+        return x, init, m
+
+    def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
+        x, init, m = self._rnn_inputs(layer, x, initial_state, mask)
+        klayer = self._layer(layer, x.shape[-1], weights)
         return [self._np(o) for o in self._rnn_call(klayer, x, init, m)]
+
+    # ------------------------------------------------------------------ stateful
+
+    def rnn_stateful(self, layer, weights, calls):
+        chunks = [c for c in calls if c is not None]
+        if not chunks:
+            return []
+        batch, features = np.shape(chunks[0])[0], np.shape(chunks[0])[-1]
+        key = ("stateful", layer, batch, features)
+        klayer = self._layers.get(key)
+        if klayer is None:
+            klayer = self._make(layer, stateful=True)
+            klayer.build((batch, None, features))  # a stateful layer needs its batch size
+            self._layers[key] = klayer
+        self._layer_weights(klayer, layer, weights)
+        self._reset(klayer)
+        results = []
+        for c in calls:
+            if c is None:
+                self._reset(klayer)
+                continue
+            x, _, _ = self._rnn_inputs(layer, c, None, None)
+            results.append([self._np(o) for o in self._rnn_call(klayer, x, None, None)])
+        return results
+
+    @staticmethod
+    def _reset(klayer):
+        # Keras 3 names it reset_state; Keras 2 reset_states
+        (getattr(klayer, "reset_state", None) or klayer.reset_states)()
+
+    def _layer_weights(self, klayer, layer, weights):
+        """Load the Keras-layout weights; other variables (a stateful layer's states)
+        keep their values."""
+        dtype = getattr(layer, "dtype", None)
+        values = []
+        for w in klayer.weights:
+            n = self._wname(w)
+            own = n in ("kernel", "recurrent_kernel", "bias", "embeddings")
+            if own and n not in weights:
+                raise KeyError(f"weights lack {n!r}")
+            values.append(self._float(weights[n], dtype) if own else self._np(w))
+        klayer.set_weights(values)
+
+    # ------------------------------------------------------------------ compiled calls
+
+    def compiled_modes(self):
+        if self.backend == "tensorflow":
+            return ("tf.function", "xla")
+        if self.backend == "jax":
+            return ("jax.jit",)
+        if self.backend == "torch":
+            return ("torch.compile",)
+        return ()
+
+    def rnn_compiled(self, mode, layer, weights, x, *, initial_state=None, mask=None):
+        if mode not in self.compiled_modes():
+            raise Unsupported(f"{self.name} has no compiled mode {mode!r}")
+        x, init, m = self._rnn_inputs(layer, x, initial_state, mask)
+        klayer = self._layer(layer, x.shape[-1], weights)
+        key = ("compiled", mode, layer, x.shape[-1], init is None, m is None)
+        fn = self._layers.get(key)
+        if fn is None:
+            fn = self._layers[key] = self._compile(mode, klayer)
+        args = [x, init, m]
+        return [self._np(o) for o in fn(*args)]
+
+    def _compile(self, mode, klayer):
+        call = self._rnn_call
+        if mode in ("tf.function", "xla"):
+            import tensorflow as tf
+
+            def run(x, init, m):
+                return call(klayer, x, init, m)
+
+            return tf.function(run, jit_compile=(mode == "xla"), reduce_retracing=True,
+                               autograph=False)
+        if mode == "jax.jit":
+            import jax
+
+            def pure(tv, ntv, x, init, m):
+                def apply(*args, **kwargs):
+                    return klayer.stateless_call(tv, ntv, *args, **kwargs)[0]
+
+                return call(apply, x, init, m)
+
+            jitted = jax.jit(pure)
+
+            def run(x, init, m):
+                tv = [v.value for v in klayer.trainable_variables]
+                ntv = [v.value for v in klayer.non_trainable_variables]
+                return jitted(tv, ntv, x, init, m)
+
+            return run
+        if mode == "torch.compile":
+            import torch
+
+            compiled = torch.compile(lambda x, init, m: call(klayer, x, init, m),
+                                     dynamic=True)
+
+            def run(x, init, m):
+                with torch.no_grad():
+                    return compiled(torch.as_tensor(x),
+                                    None if init is None else [torch.as_tensor(s)
+                                                               for s in init],
+                                    None if m is None else torch.as_tensor(m))
+
+            return run
+        raise Unsupported(f"{self.name} has no compiled mode {mode!r}")
+
+    # ------------------------------------------------------------------ rebuilding
+
+    def roundtrip_modes(self):
+        return ("config", "file")
+
+    def _forward(self, klayer, layer, inputs):
+        if isinstance(layer, RNNLayer):
+            x, _, _ = self._rnn_inputs(layer, inputs, None, None)
+            return [self._np(o) for o in self._rnn_call(klayer, x, None, None)]
+        if isinstance(layer, EmbeddingLayer):
+            return self._np(klayer(np.asarray(inputs)))
+        return self._np(klayer(self._float(inputs)))
+
+    def roundtrip(self, via, layer, weights, inputs):
+        dim = 0 if isinstance(layer, EmbeddingLayer) else np.shape(inputs)[-1]
+        original = self._build(self._make(layer), layer, dim)
+        self._layer_weights(original, layer, weights)
+        if via == "config":
+            rebuilt = type(original).from_config(original.get_config())
+            self._build(rebuilt, layer, dim)
+            rebuilt.set_weights(original.get_weights())
+            return self._forward(rebuilt, layer, inputs)
+        if via == "file":
+            return self._forward(self._through_file(original, layer, inputs), layer, inputs)
+        raise Unsupported(f"{self.name} has no roundtrip mode {via!r}")
+
+    def _through_file(self, klayer, layer, inputs):
+        import os
+        import tempfile
+
+        keras = self.keras
+        shape = np.shape(inputs)[1:]
+        dtype = "int32" if isinstance(layer, EmbeddingLayer) else None
+        inp = keras.Input(shape=shape, dtype=dtype)
+        model = keras.Model(inp, klayer(inp))
+        keras3 = hasattr(keras, "ops")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.keras" if keras3 else "model.h5")
+            model.save(path)
+            loaded = keras.models.load_model(path)
+        return loaded.layers[-1]
 
     def rnn_vjp(self, layer, weights, x, upstream, *, initial_state=None, mask=None):
         klayer = self._layer(layer, np.shape(x)[-1], weights)
@@ -246,6 +404,16 @@ class KerasImplementation(Implementation):
         self.keras.utils.set_random_seed(seed)
         klayer = self._build(self._make(layer), layer, input_dim)
         return {self._wname(w): self._np(w) for w in klayer.weights}
+
+
+def _numpy_dtype(name):
+    """NumPy dtype for a dtype policy name; bfloat16 comes from ml_dtypes, which Keras and
+    TensorFlow both depend on."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return ml_dtypes.bfloat16
+    return np.dtype(name)
 
 
 def _for_backend(backend: str):

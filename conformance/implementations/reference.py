@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import reference as ref
 from ..cases import DenseLayer, EmbeddingLayer, RNNLayer
-from . import Implementation
+from . import Implementation, Unsupported, carry_state
 
 
 def glorot_uniform(rng: np.random.Generator, shape) -> np.ndarray:
@@ -61,7 +61,16 @@ class ReferenceImplementation(Implementation):
         names = ("kernel", "recurrent_kernel") + (("bias",) if layer.use_bias else ())
         return {k: weights[k] for k in names}
 
+    @staticmethod
+    def _check_dtype(layer):
+        if layer.dtype not in (None, "float64"):
+            raise Unsupported(f"the reference computes in float64 only, not {layer.dtype}")
+
+    def rnn_stateful(self, layer, weights, calls):
+        return carry_state(self, layer, weights, calls)
+
     def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
+        self._check_dtype(layer)
         res = ref.rnn(layer.cell, x, self._weights(layer, weights),
                       initial_state=initial_state, mask=mask,
                       return_sequences=layer.return_sequences,
@@ -72,6 +81,7 @@ class ReferenceImplementation(Implementation):
         return out
 
     def rnn_vjp(self, layer, weights, x, upstream, *, initial_state=None, mask=None):
+        self._check_dtype(layer)
         upstream = [np.asarray(u, dtype=np.float64) for u in upstream]
         x = np.asarray(x, dtype=np.float64)
         b, t = x.shape[:2]

@@ -13,9 +13,11 @@ import numpy as np
 
 from .. import layouts
 from ..cases import DenseLayer, EmbeddingLayer, RNNLayer
-from . import Implementation, Unsupported
+from . import Implementation, Unsupported, carry_state
 
 _MODULES = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+_DTYPES = {None: "float32", "float16": "float16", "bfloat16": "bfloat16",
+           "float32": "float32", "float64": "float64"}
 
 
 class TorchImplementation(Implementation):
@@ -53,8 +55,20 @@ class TorchImplementation(Implementation):
                 if tuple(param.shape) != np.shape(value):
                     raise ValueError(f"{name}: torch expects {tuple(param.shape)}, "
                                      f"got {np.shape(value)}")
-                param.copy_(self._t(value))
+                param.copy_(self._t(value, np.float64).to(param.dtype))
         return mod
+
+    def _tt(self, a, layer, grad=False):
+        """A tensor in the layer's dtype (float32 by default)."""
+        t = self._t(a, np.float64).to(getattr(self.torch, _DTYPES[layer.dtype]))
+        return t.requires_grad_(True) if grad else t
+
+    def _out(self, t) -> np.ndarray:
+        if t.dtype == self.torch.bfloat16:  # NumPy has no bfloat16 of its own
+            import ml_dtypes
+
+            return self._np(t.float()).astype(ml_dtypes.bfloat16)
+        return self._np(t)
 
     # ------------------------------------------------------------------ one-hot, dense
 
@@ -128,46 +142,129 @@ class TorchImplementation(Implementation):
         if layer.cell == "gru" and not layer.reset_after:
             raise Unsupported("torch.nn.GRU only applies the reset gate after the recurrent "
                               "product (Keras reset_after=True)")
+        key = ("rnn", layer.cell, layer.units, layer.use_bias, n_in, layer.dtype)
+        mod = self._module(key, lambda: self._new_rnn(layer, n_in))
+        return self._load(mod, self.convert(layer, weights))
+
+    def _new_rnn(self, layer, n_in):
         cls = getattr(self.torch.nn, _MODULES[layer.cell])
         kwargs = {"nonlinearity": "tanh"} if layer.cell == "simple_rnn" else {}
-        key = ("rnn", layer.cell, layer.units, layer.use_bias, n_in)
-        mod = self._module(key, lambda: cls(n_in, layer.units, bias=layer.use_bias,
-                                            batch_first=True, **kwargs))
-        return self._load(mod, self.convert(layer, weights))
+        return cls(n_in, layer.units, bias=layer.use_bias, batch_first=True,
+                   dtype=getattr(self.torch, _DTYPES[layer.dtype]), **kwargs)
 
     def convert(self, layer: RNNLayer, weights) -> dict:
         """Keras-layout weights -> this module's state dict (see conformance.layouts)."""
         return layouts.keras_to_torch(layer.cell, weights, reset_after=layer.reset_after)
 
-    def _forward(self, layer, mod, x, initial_state):
+    @staticmethod
+    def _lengths(mask):
+        """A Keras mask as torch sequence lengths: torch packs right-padded sequences
+        only, each at least one step long."""
+        if mask is None:
+            return None
+        mask = np.asarray(mask, dtype=bool)
+        lengths = mask.sum(axis=1)
+        if not (mask == (np.arange(mask.shape[1])[None, :] < lengths[:, None])).all():
+            raise Unsupported("torch packs right-padded sequences only: a mask with gaps "
+                              "has no torch form")
+        if (lengths == 0).any():
+            raise Unsupported("torch.nn.utils.rnn.pack_padded_sequence refuses "
+                              "sequences of length 0 (a fully masked row)")
+        return lengths
+
+    def _forward(self, layer, mod, x, initial_state, lengths=None, call=None):
+        call = mod if call is None else call
         if initial_state is None:
-            seq, state = mod(x)
+            hx = None
         elif layer.cell == "lstm":
-            h0, c0 = (s[None] for s in initial_state)
-            seq, state = mod(x, (h0, c0))
+            hx = tuple(s[None] for s in initial_state)
         else:
-            seq, state = mod(x, initial_state[0][None])
+            hx = initial_state[0][None]
+        steps = x.shape[1]
+        if lengths is not None:
+            # the usual torch idiom for a padded batch; outputs past a row's length are
+            # zeros, its final state is the state at its length
+            rnn_utils = self.torch.nn.utils.rnn
+            x = rnn_utils.pack_padded_sequence(x, self.torch.as_tensor(lengths),
+                                               batch_first=True, enforce_sorted=False)
+        seq, state = call(x) if hx is None else call(x, hx)
+        if lengths is not None:
+            seq, _ = rnn_utils.pad_packed_sequence(seq, batch_first=True, total_length=steps)
         states = [s[0] for s in state] if layer.cell == "lstm" else [state[0]]
-        first = seq if layer.return_sequences else seq[:, -1]
+        first = seq if layer.return_sequences else (
+            states[0] if lengths is not None else seq[:, -1])
         return [first] + (states if layer.return_state else [])
 
     def rnn(self, layer, weights, x, *, initial_state=None, mask=None):
-        if mask is not None:
-            raise Unsupported("torch.nn recurrent modules take no mask")
-        x = self._t(x)
+        lengths = self._lengths(mask)
+        x = self._tt(x, layer)
         mod = self._rnn_module(layer, weights, x.shape[-1])
-        init = None if initial_state is None else [self._t(s) for s in initial_state]
+        init = None if initial_state is None else [self._tt(s, layer) for s in initial_state]
         with self.torch.no_grad():
-            return [self._np(o) for o in self._forward(layer, mod, x, init)]
+            return [self._out(o) for o in self._forward(layer, mod, x, init, lengths)]
+
+    def rnn_stateful(self, layer, weights, calls):
+        return carry_state(self, layer, weights, calls)
+
+    def compiled_modes(self):
+        return ("torch.compile",)
+
+    def rnn_compiled(self, mode, layer, weights, x, *, initial_state=None, mask=None):
+        if mode != "torch.compile":
+            raise Unsupported(f"torch has no compiled mode {mode!r}")
+        lengths = self._lengths(mask)
+        x = self._tt(x, layer)
+        mod = self._rnn_module(layer, weights, x.shape[-1])
+        key = ("compiled", id(mod))
+        compiled = self._module(key, lambda: self.torch.compile(mod, dynamic=True))
+        init = None if initial_state is None else [self._tt(s, layer) for s in initial_state]
+        with self.torch.no_grad():
+            return [self._out(o) for o in self._forward(layer, mod, x, init, lengths,
+                                                         call=compiled)]
+
+    def roundtrip_modes(self):
+        return ("state_dict file",)
+
+    def roundtrip(self, via, layer, weights, inputs):
+        """A new module built with the same arguments, loaded from a state_dict saved to
+        a file (torch.save / torch.load): how torch models are persisted."""
+        import io
+
+        if via != "state_dict file":
+            raise Unsupported(f"torch has no roundtrip mode {via!r}")
+        if isinstance(layer, RNNLayer):
+            original = self._rnn_module(layer, weights, np.shape(inputs)[-1])
+            fresh = self._new_rnn(layer, np.shape(inputs)[-1])
+        elif isinstance(layer, EmbeddingLayer):
+            original = self._embed(layer, weights)
+            fresh = self.torch.nn.Embedding(layer.input_dim, layer.output_dim)
+        else:
+            original = self._linear(layer, weights, np.shape(inputs)[-1])
+            fresh = self.torch.nn.Linear(np.shape(inputs)[-1], layer.units,
+                                         bias=layer.use_bias)
+        buf = io.BytesIO()
+        self.torch.save(original.state_dict(), buf)
+        buf.seek(0)
+        fresh.load_state_dict(self.torch.load(buf, weights_only=True))
+        with self.torch.no_grad():
+            if isinstance(layer, RNNLayer):
+                x = self._tt(inputs, layer)
+                return [self._out(o) for o in self._forward(layer, fresh, x, None)]
+            if isinstance(layer, EmbeddingLayer):
+                return self._np(fresh(self.torch.as_tensor(np.asarray(inputs,
+                                                                       dtype=np.int64))))
+            return self._np(fresh(self._t(inputs)))
 
     def rnn_vjp(self, layer, weights, x, upstream, *, initial_state=None, mask=None):
         if mask is not None:
-            raise Unsupported("torch.nn recurrent modules take no mask")
-        x = self._t(x, grad=True)
+            raise Unsupported("torch.nn recurrent modules take no mask (gradients through "
+                              "packed sequences are not wired here)")
+        x = self._tt(x, layer, grad=True)
         mod = self._rnn_module(layer, weights, x.shape[-1])
-        init = None if initial_state is None else [self._t(s, grad=True) for s in initial_state]
+        init = None if initial_state is None else [self._tt(s, layer, grad=True)
+                                                   for s in initial_state]
         outs = self._forward(layer, mod, x, init)
-        loss = sum((o * self._t(u)).sum() for o, u in zip(outs, upstream))
+        loss = sum((o * self._tt(u, layer)).sum() for o, u in zip(outs, upstream))
         names = ["weight_ih_l0", "weight_hh_l0"] + (
             ["bias_ih_l0", "bias_hh_l0"] if layer.use_bias else [])
         params = [getattr(mod, n) for n in names]
