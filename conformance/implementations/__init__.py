@@ -219,6 +219,22 @@ def carry_state(impl, layer: RNNLayer, weights: Mapping,
     return results
 
 
+def right_padded_lengths(mask: Optional[np.ndarray], who: str) -> Optional[np.ndarray]:
+    """A Keras mask (B, T) as per-row lengths, for frameworks that take lengths instead of
+    masks (torch packed sequences, ONNX ``sequence_lens``): only right padding has such a
+    form, and each row must keep at least one step.  Anything else raises Unsupported."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask, dtype=bool)
+    lengths = mask.sum(axis=1)
+    if not (mask == (np.arange(mask.shape[1])[None, :] < lengths[:, None])).all():
+        raise Unsupported(f"{who} takes sequence lengths: only right-padded masks have that "
+                          f"form, not a mask with gaps or leading masked steps")
+    if (lengths == 0).any():
+        raise Unsupported(f"{who}: a fully masked row (length 0) has no valid form")
+    return lengths
+
+
 # --------------------------------------------------------------------------- registry
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import layouts
 from ..cases import DenseLayer, EmbeddingLayer, RNNLayer
-from . import Implementation, Unsupported, carry_state
+from . import Implementation, Unsupported, carry_state, right_padded_lengths
 
 _MODULES = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 _DTYPES = {None: "float32", "float16": "float16", "bfloat16": "bfloat16",
@@ -158,19 +158,7 @@ class TorchImplementation(Implementation):
 
     @staticmethod
     def _lengths(mask):
-        """A Keras mask as torch sequence lengths: torch packs right-padded sequences
-        only, each at least one step long."""
-        if mask is None:
-            return None
-        mask = np.asarray(mask, dtype=bool)
-        lengths = mask.sum(axis=1)
-        if not (mask == (np.arange(mask.shape[1])[None, :] < lengths[:, None])).all():
-            raise Unsupported("torch packs right-padded sequences only: a mask with gaps "
-                              "has no torch form")
-        if (lengths == 0).any():
-            raise Unsupported("torch.nn.utils.rnn.pack_padded_sequence refuses "
-                              "sequences of length 0 (a fully masked row)")
-        return lengths
+        return right_padded_lengths(mask, "torch.nn.utils.rnn.pack_padded_sequence")
 
     def _forward(self, layer, mod, x, initial_state, lengths=None, call=None):
         call = mod if call is None else call
