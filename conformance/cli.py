@@ -190,17 +190,24 @@ def cmd_show(args) -> int:
     return 0
 
 
-def _record_to(name: str, out: Path | None) -> int:
+def _record_to(name: str, out: Path | None, *, quiet: bool = False) -> int:
     """Record ``name`` in a child process with the environment it needs (Keras picks its
     backend once per process; tf-keras needs TF_USE_LEGACY_KERAS=1).  Without ``out`` the
-    child picks the default name, which holds versions only it knows."""
+    child picks the default name, which holds versions only it knows.  ``quiet``: the
+    child's own output goes to stderr (``diff --impl`` keeps stdout for the diff)."""
     name = _impls.canonical_name(name)
     env = dict(os.environ, **_impls.process_env(name))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cmd = [sys.executable, "-m", "conformance.golden", "--impl", name]
     if out is not None:
         cmd += ["--out", str(out)]
-    return subprocess.call(cmd, env=env)
+    sys.stdout.flush()
+    if not quiet:
+        return subprocess.call(cmd, env=env)
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    sys.stderr.write(proc.stdout)
+    return proc.returncode
 
 
 def cmd_record(args) -> int:
@@ -244,10 +251,14 @@ def cmd_diff(args) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="conformance-golden-") as tmp:
             out = Path(tmp) / "recording.json"
-            rc = _record_to(args.impl, out)
+            rc = _record_to(args.impl, out, quiet=True)
             if rc != 0 or not out.exists():
+                print(f"conformance diff: recording {args.impl} failed (exit status {rc})",
+                      file=sys.stderr)
                 return 2
-            b = golden.read(out)
+            b = _read_recording(str(out))
+            if b is None:
+                return 2
     departures = golden.builtin_expectations(a, b) + extra
     result = golden.diff(a, b, departures, changes=changes)
     print(result.render(verbose=args.verbose))

@@ -4,50 +4,58 @@ and the comparison of two such files (claim ``version.golden``).
 Cases
 -----
 :data:`CASES` is a fixed list of small calls through the implementation protocol, each with
-explicit weights: one-hot encodings (out-of-range ids included), Dense on one-hot input,
-Embedding lookups (ids past the table and negative ids included), masks, the gradients of
-Embedding and Dense, and SimpleRNN, LSTM and GRU (both ``reset_after`` conventions) forward
-and backward, with ``return_sequences``, ``return_state``, ``go_backwards``,
-``initial_state``, right-padded masks, ``unroll``, dropout outside training and empty input.
-Each case has a stable id ``<claim id>/<n>`` (e.g. ``lstm.recurrence/0``) and belongs to one
-claim.  Its inputs are not stored: they are drawn again from ``numpy.random.default_rng(seed)``
-(the seed is the CRC-32 of the case id), and a hash of them (with the layer configuration) is
-stored so that a diff notices when the generator itself changed (this module's case
-definitions, or NumPy's random streams, which are not promised stable forever).  Default (randomly
-initialised) weights are never recorded: they differ between versions by random generator,
-not by behaviour.  Sizes stay small (batch <= 3, steps <= 6, units <= 5).
+explicit weights: one-hot encodings (out-of-range ids included), cosine similarity, Dense on
+one-hot input, Embedding lookups (ids past the table and negative ids included), masks, the
+gradients of Embedding and Dense, and SimpleRNN, LSTM and GRU (both ``reset_after``
+conventions) forward and backward, with ``return_sequences``, ``return_state``,
+``go_backwards``, ``initial_state``, masks (right-padded, left-padded, fully masked rows),
+``unroll``, dropout outside training, stateful calls, every compiled call path and every
+way of rebuilding a layer the implementation offers, float64/float16/bfloat16 layers and
+empty input.  Each case has a stable id ``<claim id>/<n>`` (e.g. ``lstm.recurrence/0``)
+and belongs to one claim; ``tests`` names the spec tests it mirrors.  Its inputs are not
+stored: they are drawn again from ``numpy.random.default_rng(seed)`` (the seed is the CRC-32
+of the case id), and a hash of them (with the layer configuration) is stored so that a diff
+notices when the generator itself changed (this module's case definitions, or NumPy's
+random streams, which are not promised stable forever).  Default (randomly initialised)
+weights are never recorded: they differ between versions by random generator, not by
+behaviour.  Sizes stay small (batch <= 3, steps <= 6, units <= 5), so that a recording of a
+float32 implementation is about 55 KB.
 
 Recording format (JSON, ``format: "conformance-golden"``, ``format_version: 1``)
 -------------------------------------------------------------------------------
 Top level: ``implementation`` (the name), ``versions`` (what ``impl.versions()`` says),
-``python``, ``numpy``, ``created`` (UTC, ISO 8601) and ``cases``, an object keyed by case
-id.  Each case holds ``claim``, ``what`` (a few words on the case), ``seed``, ``inputs``
-(``sha256:`` and 16 hex digits), ``depth`` (the depth of :mod:`conformance.tolerances` its
-values are compared with; 0 means exact) and ``result``, one of
+``python``, ``numpy``, ``packages`` (the versions of the installed distributions among
+:data:`PACKAGES`: TensorFlow, Keras, tf-keras, torch, JAX, Flax, ONNX Runtime...),
+``created`` (UTC, ISO 8601) and ``cases``, an object keyed by case id.  Each case holds
+``claim``, ``what`` (a few words on the case), ``seed``, ``inputs`` (``sha256:`` and 16 hex
+digits), ``depth`` (the depth of :mod:`conformance.tolerances` its values are compared with;
+0 means exact) and ``result``, one of
 
 * ``"values"`` with ``outputs``: a list of ``{"name", "shape", "dtype", "data"}``, where
   ``data`` is the base64 text of the zlib-compressed little-endian bytes of the array at
-  its own dtype; an output the implementation answered with ``None`` (e.g. no gradient
-  path) is ``{"name", "none": true}``;
+  its own dtype (bfloat16: its 16-bit patterns); an output the implementation answered with
+  ``None`` (e.g. no gradient path) is ``{"name", "none": true}``;
 * ``"error"`` with ``error``: ``{"type": exception class name, "message": its first
   line}``, less terminal colours, Keras's "Exception encountered when calling" preamble and
-  TensorFlow's ``{{function_node ...}}`` prefix (any exception from the adapter is
-  recorded, it never stops the recording; only the type is compared);
+  TensorFlow's ``{{function_node ...}}`` prefix and ``name: <layer>_<n>/...`` suffix (any
+  exception from the adapter is recorded, it never stops the recording; only the type is
+  compared, a changed message is a note);
 * ``"n/a"`` with ``reason``: the adapter raised ``Unsupported``.
 
 Comparing
 ---------
 :func:`diff` compares two recordings case by case: ``same`` (bit-identical), ``within
-tolerance`` (values differ by no more than ``tolerance(dtype, depth) * (1 + |a|)``, or are
-equal but not bit-identical, e.g. float32 against the float64 reference), or ``changed``:
-shape, dtype, values (largest absolute and relative difference, and where), error
-behaviour, input hash, n/a against a result, or a case missing on one side.  A float32 /
-float64 difference of dtype is noted and compared at the coarser dtype's tolerance; any
-other dtype change is a change.  A change is *explained* by an entry of an expectation file
-keyed by the case's claim id (or by a spec test the case mirrors) for the implementation of
-either recording, within that recording's versions, or by an entry of
-``conformance/expectations/changes.txt`` (key: claim id or case id; its version band is
-matched against either recording's versions).
+tolerance`` (values differ by no more than ``tolerance(dtype, depth) * (1 + |a|)`` at the
+coarser of the two dtypes, or are equal but not bit-identical, e.g. float32 against the
+float64 reference; the largest absolute and relative differences are reported), or
+``changed``: shape, dtype, values, error behaviour (raised or not, error class), input hash,
+n/a against a result, or a case (or a whole claim) on one side only.  A float32 / float64
+difference of dtype is noted, not a change; any other dtype change is a change.  A change is
+*explained* by an expectation-file entry of either recording's implementation, keyed by the
+case's claim id (or by a spec test the case mirrors), that holds for one recording and not
+the other within the version bands; or by an entry of ``conformance/expectations/changes.txt``
+(key: claim id or case id; a version band there must hold for one recording and not the
+other).  See :func:`_explain`.
 
 Run as ``python -m conformance.golden --impl NAME [--out FILE]`` to record in the current
 process; ``conformance record`` starts that in the process environment the implementation
@@ -259,10 +267,11 @@ def _embedding_vjp_case(cid, what, input_dim, output_dim, ids_shape, keep):
 
 
 def _rnn_case(cid, what, cell, *, batch=2, steps=4, features=3, units=4, init=False,
-              lengths=None, vjp=False, variant=None, tests=(), **flags):
-    """A recurrent case.  ``lengths`` gives a right-padded mask; ``variant`` adds a second
-    call: 'last_step' (return_sequences flipped), 'causal' (later steps edited),
-    'reversed' (time reversed), 'alone' (sample 1 alone)."""
+              lengths=None, mask_rows=None, vjp=False, variant=None, tests=(), **flags):
+    """A recurrent case.  ``lengths`` gives a right-padded mask, ``mask_rows`` any mask
+    (one list of 0/1 per sample); ``variant`` adds a second call: 'last_step'
+    (return_sequences flipped), 'causal' (later steps edited), 'reversed' (time reversed),
+    'alone' (sample 1 alone)."""
 
     def make(rng):
         layer = RNNLayer(cell, units, **flags)
@@ -276,6 +285,9 @@ def _rnn_case(cid, what, cell, *, batch=2, steps=4, features=3, units=4, init=Fa
         mask = None
         if lengths is not None:
             mask = np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+        elif mask_rows is not None:
+            mask = np.asarray(mask_rows, dtype=bool).reshape(batch, steps)
+        if mask is not None:
             inputs["mask"] = mask
         depth = tol.rnn_depth(steps, features, units)
         wnames = list(w)
@@ -327,6 +339,77 @@ def _rnn_case(cid, what, cell, *, batch=2, steps=4, features=3, units=4, init=Fa
         extra = f" variant={variant}" if variant else ""
         return Prepared(inputs, "rnn " + _config(layer, extra), run, depth)
     return GoldenCase(cid, cid.split("/")[0], what, make, tuple(tests))
+
+
+def _modes(impl, method: str, what: str) -> tuple:
+    modes = tuple(getattr(impl, method, lambda: ())())
+    if not modes:
+        raise Unsupported(f"{getattr(impl, 'name', type(impl).__name__)} offers no {what}")
+    return modes
+
+
+def _rnn_calls_case(cid, what, cell, kind, *, batch=2, steps=4, features=3, units=4,
+                    lengths=None, tests=(), **flags):
+    """A recurrent layer called in another way than ``rnn``: ``kind`` 'stateful' (a stateful
+    layer fed the first steps, the rest, a reset, the first steps again), 'compiled' (every
+    compiled path the implementation offers, with a right-padded mask) or 'roundtrip'
+    (every way it offers to rebuild the layer).  One output per call, prefixed with it."""
+
+    def make(rng):
+        layer = RNNLayer(cell, units, **flags)
+        w = _rnn_weights(rng, layer, features)
+        x = _u(rng, (batch, steps, features))
+        inputs = dict(w, x=x)
+        mask = None
+        if lengths is not None:
+            mask = np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+            inputs["mask"] = mask
+        depth = tol.rnn_depth(steps, features, units)
+        wc = lambda: {k: v.copy() for k, v in w.items()}  # noqa: E731
+
+        def run(impl):
+            out = []
+            if kind == "stateful":
+                cut = steps // 2
+                calls = [x[:, :cut].copy(), x[:, cut:].copy(), None, x[:, :cut].copy()]
+                labels = [f"steps 0-{cut - 1}: ", f"then steps {cut}-{steps - 1}: ",
+                          f"after reset, steps 0-{cut - 1}: "]
+                for label, res in zip(labels, impl.rnn_stateful(layer, wc(), calls)):
+                    out += _named(layer, res, label)
+            elif kind == "compiled":
+                for mode in _modes(impl, "compiled_modes", "compiled call path"):
+                    out += _named(layer, impl.rnn_compiled(
+                        mode, layer, wc(), x.copy(),
+                        mask=None if mask is None else mask.copy()), f"{mode}: ")
+            elif kind == "roundtrip":
+                for via in _modes(impl, "roundtrip_modes", "way to rebuild a layer"):
+                    res = impl.roundtrip(via, layer, wc(), x.copy())
+                    out += _named(layer, res if isinstance(res, (list, tuple)) else [res],
+                                  f"rebuilt via {via}: ")
+            else:
+                raise ValueError(f"unknown kind {kind!r}")
+            return out
+        return Prepared(inputs, f"rnn {kind} " + _config(layer), run, depth)
+    return GoldenCase(cid, cid.split("/")[0], what, make, tuple(tests))
+
+
+def _embedding_roundtrip_case(cid, what, input_dim, output_dim, ids_shape):
+    def make(rng):
+        layer = EmbeddingLayer(input_dim, output_dim)
+        table = _u(rng, (input_dim, output_dim))
+        ids = _ids(rng, input_dim, ids_shape)
+
+        def run(impl):
+            out = []
+            for via in _modes(impl, "roundtrip_modes", "way to rebuild a layer"):
+                res = impl.roundtrip(via, layer, {"embeddings": table.copy()}, ids.copy())
+                res = list(res) if isinstance(res, (list, tuple)) else [res]
+                out += [(f"rebuilt via {via}: output" + (f"{k}" if k else ""), r)
+                        for k, r in enumerate(res)]
+            return out
+        return Prepared({"embeddings": table, "ids": ids}, "embedding roundtrip " +
+                        _config(layer), run, 0)
+    return GoldenCase(cid, cid.split("/")[0], what, make)
 
 
 def _cases() -> list[GoldenCase]:
@@ -452,6 +535,36 @@ def _cases() -> list[GoldenCase]:
                   batch=3, steps=5, lengths=[5, 2, 3], return_sequences=True, vjp=True))
     add(_rnn_case("rnn.gradients/6", "SimpleRNN: gradients with go_backwards", "simple_rnn",
                   go_backwards=True, return_sequences=True, vjp=True))
+    add(_rnn_case("rnn.mask/4", "LSTM(3) from an initial state: left-padded, fully masked "
+                  "and unmasked rows", "lstm", batch=3, steps=5, units=3, init=True,
+                  mask_rows=[[0, 0, 1, 1, 1], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]],
+                  return_sequences=True, return_state=True,
+                  tests=["test_masked_steps_before_the_first_output_zeros"]))
+    add(_rnn_case("rnn.mask/5", "GRU, go_backwards with a right-padded mask", "gru", batch=3,
+                  steps=5, lengths=[5, 2, 3], go_backwards=True, return_sequences=True,
+                  return_state=True))
+    add(_rnn_calls_case("rnn.stateful/0", "stateful LSTM(4): two halves, reset, first half",
+                        "lstm", "stateful", steps=6, return_sequences=True,
+                        return_state=True, tests=["test_stateful_layer_carries_state_and_resets"]))
+    add(_rnn_calls_case("rnn.stateful/1", "stateful GRU(3): two halves, reset, first half",
+                        "gru", "stateful", steps=4, units=3, return_sequences=True,
+                        tests=["test_stateful_layer_carries_state_and_resets"]))
+    add(_rnn_calls_case("rnn.compiled_equals_eager/0", "LSTM(4) through every compiled path, "
+                        "right-padded mask", "lstm", "compiled", batch=3,
+                        lengths=[4, 1, 3], return_sequences=True, return_state=True))
+    add(_rnn_calls_case("rnn.compiled_equals_eager/1", "GRU(4, reset_after=False) through "
+                        "every compiled path", "gru", "compiled", reset_after=False))
+    add(_rnn_case("rnn.dtype/0", "GRU(4), dtype float64, sequences", "gru",
+                  dtype="float64", return_sequences=True, tests=["test_float64_layer"]))
+    add(_rnn_case("rnn.dtype/1", "LSTM(4), dtype float16, return_state", "lstm",
+                  dtype="float16", return_state=True, tests=["test_float16_layer"]))
+    add(_rnn_case("rnn.dtype/2", "SimpleRNN(4), dtype bfloat16, sequences", "simple_rnn",
+                  dtype="bfloat16", return_sequences=True, tests=["test_bfloat16_layer"]))
+    add(_rnn_calls_case("layer.config_roundtrip/0", "LSTM(3), go_backwards, rebuilt every "
+                        "way offered", "lstm", "roundtrip", units=3,
+                        go_backwards=True, return_sequences=True))
+    add(_embedding_roundtrip_case("layer.config_roundtrip/1", "Embedding(6, 3) rebuilt every "
+                                  "way offered, ids (2, 4)", 6, 3, (2, 4)))
     add(_rnn_case("rnn.empty_input/0", "LSTM(3), return_state, zero steps", "lstm", steps=0,
                   units=3, return_state=True))
     add(_rnn_case("rnn.empty_input/1", "GRU(3), return_state, empty batch", "gru", batch=0,
@@ -468,21 +581,52 @@ BY_ID: dict[str, GoldenCase] = {case.id: case for case in CASES}
 # --------------------------------------------------------------------------- encoding
 
 
+def _dtype_facts(name: str) -> tuple[str, int]:
+    """(kind, itemsize) of a recorded dtype name; bfloat16 is known without ml_dtypes."""
+    if name == "bfloat16":
+        return "f", 2
+    dt = np.dtype(name)
+    return dt.kind, dt.itemsize
+
+
 def encode_array(a) -> dict:
-    """``{"shape", "dtype", "data"}``: base64 of the zlib-compressed little-endian bytes."""
+    """``{"shape", "dtype", "data"}``: base64 of the zlib-compressed little-endian bytes.
+    bfloat16 (an ml_dtypes type) is stored as its 16-bit patterns."""
     a = np.asarray(a)
-    if a.dtype.kind not in "biufc":
+    if a.dtype.name == "bfloat16":
+        bits = a.view(np.uint16)
+        le = np.ascontiguousarray(bits.astype("<u2", copy=False))
+    elif a.dtype.kind not in "biufc":
         raise TypeError(f"cannot record an array of dtype {a.dtype}")
-    le = np.ascontiguousarray(a.astype(a.dtype.newbyteorder("<"), copy=False))
+    else:
+        le = np.ascontiguousarray(a.astype(a.dtype.newbyteorder("<"), copy=False))
     data = base64.b64encode(zlib.compress(le.tobytes(), 9)).decode("ascii")
     return {"shape": list(a.shape), "dtype": a.dtype.name, "data": data}
 
 
+def _raw(entry: Mapping) -> bytes:
+    return zlib.decompress(base64.b64decode(entry["data"], validate=True))
+
+
 def decode_array(entry: Mapping) -> np.ndarray:
+    """The array at its own dtype (bfloat16 needs ml_dtypes; :func:`as_float64` does not)."""
+    raw = _raw(entry)
+    if entry["dtype"] == "bfloat16":
+        import ml_dtypes
+
+        bits = np.frombuffer(raw, dtype="<u2").reshape(entry["shape"])
+        return bits.astype(np.uint16).view(ml_dtypes.bfloat16)
     dtype = np.dtype(entry["dtype"])
-    raw = zlib.decompress(base64.b64decode(entry["data"]))
     a = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(entry["shape"])
     return a.astype(dtype)  # native byte order, writable copy
+
+
+def as_float64(entry: Mapping) -> np.ndarray:
+    """The recorded values as float64 (exact for every recorded float dtype)."""
+    if entry["dtype"] == "bfloat16":
+        bits = np.frombuffer(_raw(entry), dtype="<u2").astype(np.uint32) << 16
+        return bits.view(np.float32).astype(np.float64).reshape(entry["shape"])
+    return decode_array(entry).astype(np.float64)
 
 
 # --------------------------------------------------------------------------- recording
@@ -490,13 +634,17 @@ def decode_array(entry: Mapping) -> np.ndarray:
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _FUNCTION_NODE = re.compile(r"^\{\{function_node [^}]*\}\}\s*")
+# TensorFlow ends eager op errors with "[Op:Name] name: <layer>_<n>/<op>/": a name that
+# depends on how many layers the process built before
+_OP_NAME = re.compile(r"(\[Op:[^\]]*\])\s*name:.*$")
 
 
 def _first_line(exc: BaseException) -> str:
     """The first informative line of an exception's message: without terminal colours,
     Keras's "Exception encountered when calling ..." preamble and TensorFlow's
     ``{{function_node ...}}`` prefix (which holds run-dependent names)."""
-    lines = [_FUNCTION_NODE.sub("", _ANSI.sub("", ln)).strip() for ln in str(exc).splitlines()]
+    lines = [_OP_NAME.sub(r"\1", _FUNCTION_NODE.sub("", _ANSI.sub("", ln))).strip()
+             for ln in str(exc).splitlines()]
     lines = [ln for ln in lines if ln]
     if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
         lines = lines[1:]
@@ -532,6 +680,24 @@ def _versions(impl) -> dict:
         return {"error": f"versions() raised {type(exc).__name__}: {_first_line(exc)}"}
 
 
+# distributions whose versions a recording notes when they are installed (found without
+# importing them)
+PACKAGES = ("numpy", "tensorflow", "tensorflow-cpu", "keras", "tf-keras", "ml-dtypes", "h5py",
+            "torch", "jax", "jaxlib", "flax", "onnx", "onnxruntime", "scipy")
+
+
+def installed_packages() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for dist in PACKAGES:
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
 def record(impl, cases: Optional[Iterable[GoldenCase]] = None) -> dict:
     """Run every golden case on ``impl`` and return the recording (a JSON-ready dict)."""
     return {
@@ -541,6 +707,7 @@ def record(impl, cases: Optional[Iterable[GoldenCase]] = None) -> dict:
         "versions": _versions(impl),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "packages": installed_packages(),
         "created": datetime.datetime.now(datetime.timezone.utc)
         .isoformat(timespec="seconds").replace("+00:00", "Z"),
         "cases": {case.id: record_case(impl, case) for case in (cases or CASES)},
@@ -563,7 +730,28 @@ class NotARecording(ValueError):
     pass
 
 
+def _check_output(cid: str, o) -> None:
+    if not isinstance(o, dict) or not isinstance(o.get("name"), str):
+        raise NotARecording(f"case {cid}: an output without a name")
+    if o.get("none"):
+        return
+    where = f"case {cid}, output {o['name']!r}"
+    try:
+        kind, size = _dtype_facts(o["dtype"])
+        shape = [int(n) for n in o["shape"]]
+        raw = _raw(o)
+    except KeyError as exc:
+        raise NotARecording(f"{where}: no {exc.args[0]!r}") from None
+    except (TypeError, ValueError, zlib.error) as exc:  # binascii.Error is a ValueError
+        raise NotARecording(f"{where}: unreadable data ({type(exc).__name__}: {exc})") from None
+    if len(raw) != size * math.prod(shape):
+        raise NotARecording(f"{where}: {len(raw)} bytes of data for shape {tuple(shape)} of "
+                            f"{o['dtype']}")
+
+
 def validate(data) -> dict:
+    """Check the structure of a recording and that every stored array decodes; raise
+    NotARecording saying what is wrong and where."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise NotARecording("not a golden recording (no \"format\": \"conformance-golden\")")
     if data.get("format_version") != FORMAT_VERSION:
@@ -571,14 +759,33 @@ def validate(data) -> dict:
                             f"{FORMAT_VERSION}")
     if not isinstance(data.get("cases"), dict):
         raise NotARecording("the recording has no cases")
+    if not isinstance(data.get("versions", {}), dict):
+        raise NotARecording("\"versions\" is not an object")
+    for cid, case in data["cases"].items():
+        if not isinstance(case, dict):
+            raise NotARecording(f"case {cid} is not an object")
+        result = case.get("result")
+        if result == "values":
+            if not isinstance(case.get("outputs"), list):
+                raise NotARecording(f"case {cid}: result \"values\" without \"outputs\"")
+            for o in case["outputs"]:
+                _check_output(cid, o)
+        elif result == "error":
+            err = case.get("error")
+            if not isinstance(err, dict) or not isinstance(err.get("type"), str):
+                raise NotARecording(f"case {cid}: result \"error\" without an error type")
+        elif result != "n/a":
+            raise NotARecording(f"case {cid}: unknown result {result!r}")
     return data
 
 
 def read(path) -> dict:
     """Load a recording; OSError when unreadable, NotARecording when it is not one."""
-    text = Path(path).read_text(encoding="utf-8")
+    raw = Path(path).read_bytes()
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise NotARecording(f"not UTF-8 text: {exc}") from None
     except ValueError as exc:
         raise NotARecording(f"not JSON: {exc}") from None
     return validate(data)
@@ -609,6 +816,9 @@ class CaseDiff:
     details: list[str] = field(default_factory=list)
     explained_by: str = ""  # reason, link and origin of the entry that explains a change
     used: float = 0.0  # within tolerance: the largest share of the tolerance a value used
+    max_abs: float = 0.0  # largest absolute difference of a value (float outputs)
+    max_rel: float = 0.0  # largest relative difference
+    notes: list[str] = field(default_factory=list)  # e.g. a changed error message
 
 
 @dataclass
@@ -643,11 +853,17 @@ class DiffResult:
                 f"{len(self.unexplained)} unexplained)")
 
     def render(self, verbose: bool = False) -> str:
+        """The report: both recordings' versions, then one line per claim (and below it
+        every changed case, and with ``verbose`` every case that is not bit-identical or
+        carries a note), then the summary."""
         lines = []
         for label, head in (("A", self.a), ("B", self.b)):
             vs = ", ".join(f"{k} {v}" for k, v in head.get("versions", {}).items())
             lines.append(f"{label}: {head.get('implementation')} ({vs}) recorded "
                          f"{head.get('created', '?')}")
+            pk = head.get("packages") or {}
+            if pk:
+                lines.append("   installed: " + ", ".join(f"{k} {v}" for k, v in pk.items()))
         lines.append("")
         for claim_id, items in self.by_claim().items():
             counts = [f"{sum(c.status == s for c in items)} {s}" for s in (SAME, WITHIN, CHANGED)
@@ -660,18 +876,30 @@ class DiffResult:
             within = [c for c in items if c.status == WITHIN]
             if within:
                 worst = max(within, key=lambda c: c.used)
-                note = (f" (at most {worst.used:.2g} of the tolerance, {worst.case})"
-                        if worst.used > 0 else " (equal values, not bit-identical)")
+                if worst.used > 0:
+                    note = (f" (max |diff| {max(c.max_abs for c in within):.3g}, max relative "
+                            f"{max(c.max_rel for c in within):.3g}; at most {worst.used:.2g} "
+                            f"of the tolerance, {worst.case})")
+                else:
+                    note = " (equal values, not bit-identical)"
                 counts[1 if any(c.status == SAME for c in items) else 0] += note
+            sides = {d.split()[-1] for c in items for d in c.details
+                     if d.startswith("case only in recording")}
+            if len(sides) == 1 and all(c.status == CHANGED and c.details and
+                                       c.details[0].startswith("case only in recording")
+                                       for c in items):
+                counts.append(f"claim only in recording {sides.pop()}")
             lines.append(f"{claim_id}: {flag}{', '.join(counts)}")
             for c in items:
-                if c.status == SAME or (c.status == WITHIN and not verbose):
+                if c.status == SAME and not (verbose and c.notes):
+                    continue
+                if c.status == WITHIN and not verbose:
                     continue
                 mark = c.status
                 if c.status == CHANGED:
                     mark = "changed, explained" if c.explained_by else "CHANGED"
                 lines.append(f"  {c.case}: {mark}")
-                for d in c.details:
+                for d in c.details + (c.notes if verbose else []):
                     lines.append(f"    {d}")
                 if c.explained_by:
                     lines.append(f"    explained: {c.explained_by}")
@@ -692,69 +920,84 @@ def _num(x) -> str:
     return repr(x.item()) if hasattr(x, "item") else repr(x)
 
 
-def _float_pair_ok(da: np.dtype, db: np.dtype) -> bool:
+def _float_pair_ok(da: str, db: str) -> bool:
     """float32 against float64 is a precision note, not a change (the specs accept either at
     the default policy); anything else, e.g. float32 -> float16 or float -> int, is."""
-    return (da.kind == db.kind == "f" and da.itemsize >= 4 and db.itemsize >= 4)
+    (ka, sa), (kb, sb) = _dtype_facts(da), _dtype_facts(db)
+    return ka == kb == "f" and sa >= 4 and sb >= 4
 
 
 def _describe_output(e: Mapping) -> str:
     return "None" if e.get("none") else f"{e['dtype']} {tuple(e['shape'])}"
 
 
-def _compare_output(name: str, ea: Mapping, eb: Mapping,
-                    depth: int) -> tuple[str, list[str], float]:
-    """(status, details, share of the tolerance used) for one output of a case."""
+@dataclass
+class _Out:
+    status: str
+    details: list[str]
+    used: float = 0.0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+
+
+def _compare_output(name: str, ea: Mapping, eb: Mapping, depth: int) -> _Out:
+    """How one output of a case compares: status, details, and the figures."""
     if ea.get("none") or eb.get("none"):
         if ea.get("none") and eb.get("none"):
-            return SAME, [], 0.0
-        return CHANGED, [f"{name}: {_describe_output(ea)} -> {_describe_output(eb)}"], 0.0
+            return _Out(SAME, [])
+        return _Out(CHANGED, [f"{name}: {_describe_output(ea)} -> {_describe_output(eb)}"])
     if list(ea["shape"]) != list(eb["shape"]):
-        return CHANGED, [f"{name}: shape {tuple(ea['shape'])} -> {tuple(eb['shape'])}"], 0.0
-    da, db = np.dtype(ea["dtype"]), np.dtype(eb["dtype"])
+        return _Out(CHANGED, [f"{name}: shape {tuple(ea['shape'])} -> {tuple(eb['shape'])}"])
+    da, db = ea["dtype"], eb["dtype"]
     note = ""
     if da != db:
         if not _float_pair_ok(da, db):
-            return CHANGED, [f"{name}: dtype {da.name} -> {db.name}"], 0.0
-        note = f"; dtype {da.name} -> {db.name}"
+            return _Out(CHANGED, [f"{name}: dtype {da} -> {db}"])
+        note = f"; dtype {da} -> {db}"
     elif ea["data"] == eb["data"]:
-        return SAME, [], 0.0
-    a, b = decode_array(ea), decode_array(eb)
-    if da.kind != "f" or db.kind != "f":  # bool, integer, complex: equal or not
+        return _Out(SAME, [])
+    if _dtype_facts(da)[0] != "f":  # bool, integer, complex: equal or not
+        a, b = decode_array(ea), decode_array(eb)
         if np.array_equal(a, b):
-            return WITHIN, [f"{name}: equal values, not bit-identical{note}"], 0.0
+            return _Out(WITHIN, [f"{name}: equal values, not bit-identical{note}"])
         i = tuple(np.argwhere(a != b)[0])
-        return CHANGED, [f"{name}: {int((a != b).sum())} of {a.size} value(s) differ; first "
-                         f"at {_where(i)}: {_num(a[i])} -> {_num(b[i])}"], 0.0
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        return _Out(CHANGED, [f"{name}: {int((a != b).sum())} of {a.size} value(s) differ; "
+                              f"first at {_where(i)}: {_num(a[i])} -> {_num(b[i])}"])
+    a64, b64 = as_float64(ea), as_float64(eb)
     na, nb = np.isnan(a64), np.isnan(b64)
     if (na != nb).any():
         i = tuple(np.argwhere(na != nb)[0])
-        return CHANGED, [f"{name}: NaN in one recording only, {int((na != nb).sum())} "
-                         f"value(s); first at {_where(i)}: {_num(a64[i])} -> "
-                         f"{_num(b64[i])}"], 0.0
+        return _Out(CHANGED, [f"{name}: NaN in one recording only, {int((na != nb).sum())} "
+                              f"value(s); first at {_where(i)}: {_num(a64[i])} -> "
+                              f"{_num(b64[i])}"])
     a64, b64 = np.where(na, 0.0, a64), np.where(nb, 0.0, b64)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         err = np.where(a64 == b64, 0.0, np.abs(a64 - b64))  # equal infinities: no error
         err = np.where(np.isnan(err), np.inf, err)
         rel = np.where(err == 0, 0.0, err / np.abs(a64))
     if not err.any():
-        return WITHIN, [f"{name}: equal values, not bit-identical{note}"], 0.0
+        return _Out(WITHIN, [f"{name}: equal values, not bit-identical{note}"])
     ia = tuple(np.unravel_index(np.argmax(err), err.shape))
     ir = tuple(np.unravel_index(np.argmax(rel), rel.shape))
-    coarse = da if da.itemsize <= db.itemsize else db
-    tolerance = tol.tolerance(coarse, depth) if depth > 0 else 0.0
+    coarse = da if tol.eps(_tol_name(da)) >= tol.eps(_tol_name(db)) else db
+    tolerance = tol.tolerance(_tol_name(coarse), depth) if depth > 0 else 0.0
     allowed = tolerance * (1.0 + np.abs(a64))
     over = err > allowed
+    figures = dict(max_abs=float(err[ia]), max_rel=float(rel[ir]))
     text = (f"{name}: max |diff| {err[ia]:.3g} at {_where(ia)} ({_num(a64[ia])} -> "
             f"{_num(b64[ia])}), max relative {rel[ir]:.3g} at {_where(ir)}{note}")
     if not over.any():
         used = float(np.max(err / allowed))
-        return WITHIN, [f"{text}; tolerance {tolerance:.3g} (depth {depth}), {used:.2g} of it "
-                        f"used"], used
+        return _Out(WITHIN, [f"{text}; tolerance {tolerance:.3g} (depth {depth}), {used:.2g} "
+                             f"of it used"], used, **figures)
     limit = ("exact case (depth 0)" if depth == 0 else
-             f"{int(over.sum())} of {a.size} over tolerance {tolerance:.3g} (depth {depth})")
-    return CHANGED, [f"{text}; {limit}"], 0.0
+             f"{int(over.sum())} of {a64.size} over tolerance {tolerance:.3g} "
+             f"(depth {depth}, dtype {coarse})")
+    return _Out(CHANGED, [f"{text}; {limit}"], **figures)
+
+
+def _tol_name(dtype_name: str) -> str:
+    return dtype_name if dtype_name == "bfloat16" else np.dtype(dtype_name).name
 
 
 def compare_case(cid: str, ca: Optional[Mapping], cb: Optional[Mapping]) -> CaseDiff:
@@ -784,26 +1027,38 @@ def compare_case(cid: str, ca: Optional[Mapping], cb: Optional[Mapping]) -> Case
     if ra == "n/a":
         return CaseDiff(cid, claim_id, SAME)
     if ra == "error":
-        ta, tb = ca["error"]["type"], cb["error"]["type"]
-        if ta != tb:
-            return CaseDiff(cid, claim_id, CHANGED, [f"error type {ta} -> {tb} ({describe(cb)})"])
-        return CaseDiff(cid, claim_id, SAME)
+        ea, eb = ca["error"], cb["error"]
+        if ea["type"] != eb["type"]:
+            return CaseDiff(cid, claim_id, CHANGED,
+                            [f"error type {ea['type']} -> {eb['type']} ({describe(cb)})"])
+        notes = []
+        if ea.get("message") != eb.get("message"):  # messages are noted, never compared
+            notes.append(f"same error type, message {ea.get('message')!r} -> "
+                         f"{eb.get('message')!r}")
+        return CaseDiff(cid, claim_id, SAME, notes=notes)
     oa, ob = ca.get("outputs", []), cb.get("outputs", [])
     if [o["name"] for o in oa] != [o["name"] for o in ob]:
         return CaseDiff(cid, claim_id, CHANGED, [
             f"outputs {[o['name'] for o in oa]} -> {[o['name'] for o in ob]}"])
     depth = int(ca.get("depth", cb.get("depth", 0)))
     per_output = [_compare_output(ea["name"], ea, eb, depth) for ea, eb in zip(oa, ob)]
+    figures = dict(used=max((o.used for o in per_output), default=0.0),
+                   max_abs=max((o.max_abs for o in per_output), default=0.0),
+                   max_rel=max((o.max_rel for o in per_output), default=0.0))
     for status in (CHANGED, WITHIN):
-        if any(s == status for s, _, _ in per_output):
-            details = [d for s, ds, _ in per_output if s == status for d in ds]
-            used = max(u for s, _, u in per_output)
-            return CaseDiff(cid, claim_id, status, details, used=used)
+        if any(o.status == status for o in per_output):
+            details = [d for o in per_output if o.status == status for d in o.details]
+            return CaseDiff(cid, claim_id, status, details, **figures)
     return CaseDiff(cid, claim_id, SAME)
 
 
 def _all_versions(rec: Mapping) -> dict:
-    v = {"python": str(rec.get("python", "")), "numpy": str(rec.get("numpy", ""))}
+    """Every version a recording notes, for version bands: the installed packages, Python,
+    NumPy, and what the implementation reported (which wins where names overlap)."""
+    v = {str(k): str(x) for k, x in (rec.get("packages") or {}).items()}
+    if "tensorflow-cpu" in v:
+        v.setdefault("tensorflow", v["tensorflow-cpu"])
+    v.update({"python": str(rec.get("python", "")), "numpy": str(rec.get("numpy", ""))})
     v.update({str(k): str(x) for k, x in rec.get("versions", {}).items()})
     return {k: x for k, x in v.items() if x}
 
@@ -830,22 +1085,40 @@ def builtin_changes() -> list[_exp.Expectation]:
 
 
 def _explain(cd: CaseDiff, a: Mapping, b: Mapping, departures, changes) -> str:
+    """The entry that explains a change, as text, or "".
+
+    A departure (an implementation's expectation entry, keyed by the case's claim id or a
+    spec test the case mirrors) explains a change when it holds for one recording and not
+    for the other: the departure began or ended between them.  One that holds for both says
+    both depart the same documented way, which does not account for a difference between
+    them.  A known change (``changes.txt``) explains a change of its claim or case between
+    recordings of its implementation (any, without ``@impl``); with a version band, the band
+    must hold for one recording and not the other (the change lies between them)."""
     tests = BY_ID[cd.case].tests if cd.case in BY_ID else ()
+    va, vb = _all_versions(a), _all_versions(b)
+
+    def holds(e, rec, versions):
+        impl = str(rec.get("implementation"))
+        hit = any(e.matches(impl, cd.claim, t) for t in tests) or e.matches(impl, cd.claim, "")
+        return hit and e.applies_to(versions)
+
     for e in departures:
-        for rec in (a, b):
-            impl = str(rec.get("implementation"))
-            keys_hit = any(e.matches(impl, cd.claim, t) for t in tests) or \
-                e.matches(impl, cd.claim, "")
-            if keys_hit and e.applies_to(_all_versions(rec)):
-                return f"{e.reason} ({e.link}) [{e.origin}, departure of {impl}]"
+        on_a, on_b = holds(e, a, va), holds(e, b, vb)
+        if on_a != on_b:
+            side = a if on_a else b
+            return (f"{e.reason} ({e.link}) [{e.origin}, departure of "
+                    f"{side.get('implementation')}"
+                    f"{', ' + e.versions if e.versions else ''}, recording "
+                    f"{'A' if on_a else 'B'} only]")
     impls = {str(a.get("implementation")), str(b.get("implementation"))}
     for e in changes:
         if e.impl != "*" and e.impl not in impls:
             continue
         if e.key not in (cd.claim, cd.case):
             continue
-        if e.applies_to(_all_versions(a)) or e.applies_to(_all_versions(b)):
-            return f"{e.reason} ({e.link}) [{e.origin}, known change]"
+        if not e.versions or e.applies_to(va) != e.applies_to(vb):
+            band = f", {e.versions}" if e.versions else ""
+            return f"{e.reason} ({e.link}) [{e.origin}, known change{band}]"
     return ""
 
 
