@@ -4,11 +4,19 @@
                     [--max-examples N] [-n N] [-- PYTEST_ARGS...]
     conformance list [--impls]
     conformance show CLAIM_ID
+    conformance record --impl NAME [--out FILE]
+    conformance diff A (B | --impl NAME) [--expectations FILE ...] [--changes FILE ...]
 
 ``run`` groups the implementations into processes by the environment they need (Keras
 picks its backend once per process), runs the specs in each with pytest, and merges their
 reports into one matrix.  Its exit status is 0 when nothing failed unexpectedly, 1 when a
 claim failed or an implementation could not be loaded, 2 on a usage or internal error.
+
+``record`` runs the golden cases of :mod:`conformance.golden` on one implementation, in a
+child process with the environment that implementation needs, and writes the recording.
+``diff`` compares two recordings (or a recording with the installed implementation, recorded
+on the spot) claim by claim: exit 0 when nothing changed or every change is explained, 1 when
+a change is unexplained, 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -182,6 +190,81 @@ def cmd_show(args) -> int:
     return 0
 
 
+def _record_to(name: str, out: Path | None, *, quiet: bool = False) -> int:
+    """Record ``name`` in a child process with the environment it needs (Keras picks its
+    backend once per process; tf-keras needs TF_USE_LEGACY_KERAS=1).  Without ``out`` the
+    child picks the default name, which holds versions only it knows.  ``quiet``: the
+    child's own output goes to stderr (``diff --impl`` keeps stdout for the diff)."""
+    name = _impls.canonical_name(name)
+    env = dict(os.environ, **_impls.process_env(name))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cmd = [sys.executable, "-m", "conformance.golden", "--impl", name]
+    if out is not None:
+        cmd += ["--out", str(out)]
+    sys.stdout.flush()
+    if not quiet:
+        return subprocess.call(cmd, env=env)
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    sys.stderr.write(proc.stdout)
+    return proc.returncode
+
+
+def cmd_record(args) -> int:
+    return _record_to(args.impl, Path(args.out) if args.out else None)
+
+
+def _read_recording(path: str):
+    from . import golden
+
+    try:
+        return golden.read(path)
+    except OSError as exc:
+        print(f"conformance diff: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+    except (golden.NotARecording, UnicodeDecodeError) as exc:
+        print(f"conformance diff: {path}: {exc}", file=sys.stderr)
+    return None
+
+
+def cmd_diff(args) -> int:
+    from . import expectations as _exp
+    from . import golden
+
+    if (args.b is None) == (args.impl is None):
+        print("conformance diff: give a second recording B or --impl NAME (one of them)",
+              file=sys.stderr)
+        return 2
+    a = _read_recording(args.a)
+    if a is None:
+        return 2
+    try:
+        extra = [e for f in args.expectations or [] for e in _exp.load_file(f, user=True)]
+        changes = golden.builtin_changes() + [e for f in args.changes or []
+                                              for e in golden.load_changes(f)]
+    except (OSError, UnicodeDecodeError, _exp.ExpectationError) as exc:
+        print(f"conformance diff: cannot read expectations: {exc}", file=sys.stderr)
+        return 2
+    if args.b is not None:
+        b = _read_recording(args.b)
+        if b is None:
+            return 2
+    else:
+        with tempfile.TemporaryDirectory(prefix="conformance-golden-") as tmp:
+            out = Path(tmp) / "recording.json"
+            rc = _record_to(args.impl, out, quiet=True)
+            if rc != 0 or not out.exists():
+                print(f"conformance diff: recording {args.impl} failed (exit status {rc})",
+                      file=sys.stderr)
+                return 2
+            b = _read_recording(str(out))
+            if b is None:
+                return 2
+    departures = golden.builtin_expectations(a, b) + extra
+    result = golden.diff(a, b, departures, changes=changes)
+    print(result.render(verbose=args.verbose))
+    return result.exit_status
+
+
 def _workers(text: str) -> str:
     if text in ("auto", "logical") or (text.isdigit() and int(text) >= 0):
         return text
@@ -213,6 +296,25 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="show one claim and the tests that check it")
     s.add_argument("claim")
     s.set_defaults(func=cmd_show)
+    rec = sub.add_parser("record", help="record the golden cases of one implementation")
+    rec.add_argument("--impl", required=True, metavar="NAME", help="implementation to record")
+    rec.add_argument("--out", metavar="FILE",
+                     help="where to write (default: goldens/<impl>-<key versions>.json)")
+    rec.set_defaults(func=cmd_record)
+    d = sub.add_parser("diff", help="compare two golden recordings claim by claim",
+                       description="Compare recording B (or the installed implementation "
+                                   "NAME, recorded now) with recording A.")
+    d.add_argument("a", metavar="A", help="the baseline recording")
+    d.add_argument("b", metavar="B", nargs="?", help="the recording to compare with A")
+    d.add_argument("--impl", metavar="NAME",
+                   help="instead of B: record the installed implementation NAME now")
+    d.add_argument("--expectations", action="append", metavar="FILE",
+                   help="extra expectation file of departures (repeatable)")
+    d.add_argument("--changes", action="append", metavar="FILE",
+                   help="extra file of known version-to-version changes (repeatable)")
+    d.add_argument("-v", "--verbose", action="store_true",
+                   help="list every case within tolerance with its differences")
+    d.set_defaults(func=cmd_diff)
     return p
 
 

@@ -345,7 +345,8 @@ def missing_requirements(name: str) -> list[str]:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            if int(version("keras").split(".")[0]) < 3:
+            # Keras 2 (the `keras` of TensorFlow <= 2.15) runs on TensorFlow only
+            if int(version("keras").split(".")[0]) < 3 and name != "keras-tensorflow":
                 missing.append("keras>=3")
         except (PackageNotFoundError, ValueError):
             missing.append("keras>=3")
