@@ -581,12 +581,12 @@ def test_corrupted_files_give_exit_2_and_one_readable_line(recording, tmp_path):
 # --------------------------------------------------------------------------- committed files
 
 
-GOLDENS = ROOT / "goldens"
+GOLDENS = ROOT / "conformance" / "goldens"
 COMMITTED = sorted(GOLDENS.glob("*.json"))
 
 
 def test_committed_recordings_are_small_current_and_agree():
-    """The recordings in goldens/ are valid, small, and hold every case with the inputs this
+    """The recordings in conformance/goldens/ are valid, small, and hold every case with the inputs this
     module generates now (a changed case needs new recordings); their diff is the one
     committed beside them and has nothing unexplained."""
     if len(COMMITTED) < 2:
