@@ -6,6 +6,7 @@
     conformance show CLAIM_ID
     conformance record --impl NAME [--out FILE]
     conformance diff A (B | --impl NAME) [--expectations FILE ...] [--changes FILE ...]
+    conformance versions [--impl NAME] REPORT...
 
 ``run`` groups the implementations into processes by the environment they need (Keras
 picks its backend once per process), runs the specs in each with pytest, and merges their
@@ -17,6 +18,8 @@ child process with the environment that implementation needs, and writes the rec
 ``diff`` compares two recordings (or a recording with the installed implementation, recorded
 on the spot) claim by claim: exit 0 when nothing changed or every change is explained, 1 when
 a change is unexplained, 2 on a usage error.
+``versions`` lays the reports of several runs side by side for one implementation: the
+version table of the README comes from the reports that ``tox -m tensorflow`` writes.
 """
 
 from __future__ import annotations
@@ -265,6 +268,35 @@ def cmd_diff(args) -> int:
     return result.exit_status
 
 
+def cmd_versions(args) -> int:
+    """One implementation across the reports of several runs (e.g. one per TensorFlow)."""
+    reports = []
+    for p in args.reports:
+        path = Path(p)
+        if path.is_dir():
+            path = path / "report.json"
+        try:
+            rep = _report.read(path)
+        except OSError as exc:
+            print(f"conformance versions: cannot read {path}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+        except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError among them
+            print(f"conformance versions: {path} is not JSON: {exc}", file=sys.stderr)
+            return 2
+        if not isinstance(rep, dict) or rep.get("format") != _report.FORMAT:
+            print(f"conformance versions: {path} is not a conformance report",
+                  file=sys.stderr)
+            return 2
+        reports.append((p, rep))
+    try:
+        print(_report.render_versions(reports, args.impl))
+    except ValueError as exc:
+        print(f"conformance versions: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _workers(text: str) -> str:
     if text in ("auto", "logical") or (text.isdigit() and int(text) >= 0):
         return text
@@ -315,6 +347,15 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("-v", "--verbose", action="store_true",
                    help="list every case within tolerance with its differences")
     d.set_defaults(func=cmd_diff)
+    v = sub.add_parser("versions", help="one implementation's outcomes across several reports",
+                       description="Print a Markdown table, a row per claim and a column per "
+                                   "report (e.g. one per TensorFlow release), with the "
+                                   "reasons of every departure.")
+    v.add_argument("reports", nargs="+", metavar="REPORT",
+                   help="a report folder or its report.json, in column order")
+    v.add_argument("--impl", default="keras-tensorflow", metavar="NAME",
+                   help="the implementation to compare (default: keras-tensorflow)")
+    v.set_defaults(func=cmd_versions)
     return p
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -104,6 +105,7 @@ class Guard:
 
     seconds = 0.0
     time_limit = 0.0  # seconds; 0 disables the limit
+    unsupported_passes = 0  # > 0: Unsupported reaches the caller (see unsupported_passes_through)
 
     def __init__(self, impl, name: str):
         self._impl = impl
@@ -125,6 +127,8 @@ class Guard:
             try:
                 return value(*args, **kwargs)
             except _impls.Unsupported as exc:
+                if Guard.unsupported_passes:
+                    raise
                 if exc.reason not in _Notes.unsupported:
                     _Notes.unsupported.append(exc.reason)
                 if hypothesis.currently_in_test_context():
@@ -142,6 +146,18 @@ class Guard:
 
     def __repr__(self):
         return f"<implementation {self.name}>"
+
+
+@contextlib.contextmanager
+def unsupported_passes_through():
+    """Within this block an implementation's ``Unsupported`` reaches the caller instead of
+    making the test n/a: for specs that sweep many configurations and record what cannot be
+    expressed as a result of its own (the golden cases)."""
+    Guard.unsupported_passes += 1
+    try:
+        yield
+    finally:
+        Guard.unsupported_passes -= 1
 
 
 class State:
@@ -219,6 +235,10 @@ def pytest_addoption(parser):
                     default=120.0, metavar="SECONDS",
                     help="fail a call into an implementation that runs longer than this "
                          "(default 120; 0 disables; Python code only, main thread only)")
+    group.addoption("--golden", dest="conformance_golden", metavar="FILE",
+                    help="a golden recording (conformance record) to compare every "
+                         "implementation under test with in claim version.golden, instead "
+                         "of the committed recording of the same implementation")
     group.addoption("--no-matrix", dest="conformance_no_matrix", action="store_true",
                     help="do not print the matrix at the end (the report is still written)")
 
@@ -238,6 +258,17 @@ def pytest_configure(config):
         raise pytest.UsageError(f"conformance: cannot read expectations: {exc}") from None
     if not config.stash[_STASH_STATE].names:
         raise pytest.UsageError("--impl: no implementation named")
+    golden_file = config.getoption("conformance_golden")
+    if golden_file:
+        from . import golden
+
+        try:
+            golden.read(golden_file)
+        except OSError as exc:
+            raise pytest.UsageError(f"--golden: cannot read {golden_file}: "
+                                    f"{exc.strerror or exc}") from None
+        except (golden.NotARecording, UnicodeDecodeError) as exc:
+            raise pytest.UsageError(f"--golden: {golden_file}: {exc}") from None
     config.pluginmanager.register(Recorder(config), "conformance-recorder")
 
 
@@ -288,6 +319,12 @@ def pytest_generate_tests(metafunc):
     if "impl" in metafunc.fixturenames and not _parametrizes_impl(metafunc):
         names = _state(metafunc.config).names
         metafunc.parametrize("impl", names, ids=names, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def golden_baseline(request):
+    """The recording given with --golden (a path), or None."""
+    return request.config.getoption("conformance_golden")
 
 
 @pytest.fixture(scope="session")

@@ -274,3 +274,63 @@ def write(report: dict, folder) -> list[Path]:
 
 def read(path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- across versions
+
+
+def _column_label(info: dict) -> str:
+    v = info.get("versions", {})
+    parts = []
+    if "tensorflow" in v:
+        parts.append(f"TF {v['tensorflow']}")
+    if "keras" in v:
+        parts.append(f"Keras {v['keras']}")
+    return " / ".join(parts) or _version_line(info)
+
+
+def render_versions(reports: list[tuple[str, dict]], impl: str) -> str:
+    """One implementation's outcomes across several runs (one report per version) as a
+    Markdown table: a row per claim, a column per run.  A cell that is not a plain pass
+    carries a numbered note with the tests concerned and their reasons; equal notes share
+    a number, so a departure that holds on several versions reads as one line."""
+    columns = []  # (label, report)
+    for origin, rep in reports:
+        info = rep["implementations"].get(impl)
+        if info is None:
+            raise ValueError(f"{origin}: the report has no implementation {impl!r}")
+        label = _column_label(info) if info.get("status") == "ok" else f"{origin} (unavailable)"
+        columns.append((label, rep))
+    ids = []
+    for _, rep in columns:
+        ids += [c["id"] for c in rep["claims"] if c["id"] not in ids]
+    ids.sort(key=_claim_order)
+    notes: dict[str, int] = {}
+    lines = ["| claim | " + " | ".join(label for label, _ in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for cid in ids:
+        cells = []
+        for _, rep in columns:
+            if rep["implementations"][impl].get("status") != "ok":
+                cells.append("unavail")
+                continue
+            c = next((c for c in rep["claims"] if c["id"] == cid), None)
+            res = (c or {}).get("results", {}).get(impl)
+            if res is None:
+                cells.append("-")
+                continue
+            cell = _SYMBOL[res["outcome"]]
+            odd = [t for t in res["tests"] if "did not occur" in t.get("reason", "")]
+            if res["outcome"] != "passed":
+                odd = [t for t in res["tests"] if t["outcome"] == res["outcome"]] + odd
+            if odd:
+                text = "; ".join(f"`{t['test']}` {t['outcome']}: {one_line(t['reason'], 300)}"
+                                 for t in odd)
+                n = notes.setdefault(_md(text), len(notes) + 1)
+                cell += f" [{n}]"
+            cells.append(cell)
+        lines.append(f"| `{cid}` | " + " | ".join(cells) + " |")
+    if notes:
+        lines.append("")
+        lines += [f"{n}. {text}" for text, n in notes.items()]
+    return "\n".join(lines)

@@ -554,3 +554,40 @@ CATCHES.update({
     "DtypeIgnored": {"rnn.dtype"},
     "RebuildLosesGoBackwards": {"layer.config_roundtrip"},
 })
+
+
+# --------------------------------------------------------------------------- versions
+
+
+class ErrorClassChanged(_Broken):
+    """After an "upgrade", invalid ids raise RuntimeError instead of the error class they
+    raised before: every claim still holds (an error is an error), but a caller's ``except``
+    clause no longer catches it.  Only a comparison with a recording made before
+    (``version.golden``) sees it."""
+
+    def embedding(self, layer, weights, ids):
+        try:
+            return super().embedding(layer, weights, ids)
+        except ref.InvalidIds as exc:
+            raise RuntimeError(str(exc)) from None
+
+
+CATCHES.update({
+    "ErrorClassChanged": {"version.golden"},
+})
+
+CATCHES["GradientMissingFirstStep"] = {"rnn.gradients", "lstm.gradient_persists"}
+
+# Bugs confined to one option or path: nothing but the claims CATCHES names may catch them,
+# so that each of those claims is shown to be what guards its option (a gate or recurrence
+# bug, by contrast, rightly fails every claim that compares numbers).  version.golden
+# compares every golden case with a recording made before, so it may catch any of them too.
+TARGETED = {
+    "BackwardsReReversed", "CompiledIgnoresMask", "DropoutAtInference", "DtypeIgnored",
+    "EmptyGivesNaN", "ErrorClassChanged", "GradientMissingFirstStep", "IgnoresMask",
+    "MaskOnOutputOnly", "RebuildLosesGoBackwards", "StatefulNeverResets", "UnrolledDiffers",
+    "BiasAlwaysOwned", "DenseWithBias", "DotProductCosine", "DoubledGradients", "FloatMask",
+    "IgnoredMaskZero", "LeakyIdGradient", "TransposedEmbeddingTable", "WrappingEmbedding",
+    "WrappingOneHot",
+}
+ANYWHERE = {"version.golden"}

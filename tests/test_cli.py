@@ -62,11 +62,12 @@ def test_run_on_an_outside_adapter_writes_the_report(tmp_path):
     rep = report.read(tmp_path / "out" / "report.json")
     assert list(rep["implementations"]) == ["outside:adapter"]
     outcomes = {c["id"]: c["results"]["outside:adapter"] for c in rep["claims"]}
-    # the reference has no compiled path and nothing to save: those two claims are n/a,
-    # with the reason; every other claim passes
-    not_applicable = {"rnn.compiled_equals_eager", "layer.config_roundtrip"}
+    # the reference has no compiled path and nothing to save, and no recording of it is
+    # committed: those three claims are n/a, with the reason; every other claim passes
+    not_applicable = {"rnn.compiled_equals_eager", "layer.config_roundtrip", "version.golden"}
     assert {k for k, r in outcomes.items() if r["outcome"] == "n/a"} == not_applicable
-    assert all("offers no" in outcomes[k]["reason"] for k in not_applicable)
+    assert all("offers no" in outcomes[k]["reason"] for k in not_applicable - {"version.golden"})
+    assert "no golden recording" in outcomes["version.golden"]["reason"]
     assert {r["outcome"] for k, r in outcomes.items() if k not in not_applicable} == {"passed"}
     assert (tmp_path / "out" / "report.md").read_text().startswith("# Conformance report")
     assert "conformance matrix" in proc.stdout
@@ -114,3 +115,26 @@ def test_real_framework_end_to_end(tmp_path, name, framework):
             assert res["reason"]
     if name == "keras-tensorflow":  # Keras is what the claims are stated against
         assert not [c for c, r in outcomes.items() if r["outcome"] == "n/a"]
+
+
+def test_versions_command_reads_report_folders_and_refuses_bad_input(tmp_path, capsys):
+    for name, tf in (("tf215", "2.15.1"), ("tf221", "2.21.0")):
+        rep = report.build([{"claim": "rnn.causal", "impl": "keras-tensorflow",
+                             "test": "test_rnn_causal", "outcome": "passed", "reason": ""}],
+                           {"keras-tensorflow": {"status": "ok",
+                                                 "versions": {"tensorflow": tf}}})
+        report.write(rep, tmp_path / name)
+    assert cli.main(["versions", str(tmp_path / "tf215"),
+                     str(tmp_path / "tf221" / "report.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "| claim | TF 2.15.1 | TF 2.21.0 |"
+    assert "| `rnn.causal` | pass | pass |" in out
+    (tmp_path / "junk.json").write_text("{not json")
+    (tmp_path / "other.json").write_text('{"format": "something else"}')
+    for bad, says in ((tmp_path / "missing", "cannot read"), (tmp_path / "junk.json", "not JSON"),
+                      (tmp_path / "other.json", "not a conformance report")):
+        assert cli.main(["versions", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1
+    assert cli.main(["versions", "--impl", "torch", str(tmp_path / "tf215")]) == 2
+    assert "no implementation 'torch'" in capsys.readouterr().err

@@ -407,11 +407,16 @@ class KerasImplementation(Implementation):
 
 
 def _numpy_dtype(name):
-    """NumPy dtype for a dtype policy name; bfloat16 comes from ml_dtypes, which Keras and
-    TensorFlow both depend on."""
+    """NumPy dtype for a dtype policy name.  bfloat16 comes from ml_dtypes, which Keras 3 and
+    TensorFlow >= 2.14 depend on; TensorFlow 2.13 and older carry a bfloat16 NumPy type of
+    their own (and 2.13 installs no ml_dtypes)."""
     if name == "bfloat16":
-        import ml_dtypes
+        try:
+            import ml_dtypes
+        except ImportError:
+            import tensorflow as tf
 
+            return tf.bfloat16.as_numpy_dtype
         return ml_dtypes.bfloat16
     return np.dtype(name)
 
