@@ -284,9 +284,10 @@ def cmd_versions(args) -> int:
         except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError among them
             print(f"conformance versions: {path} is not JSON: {exc}", file=sys.stderr)
             return 2
-        if not isinstance(rep, dict) or rep.get("format") != _report.FORMAT:
-            print(f"conformance versions: {path} is not a conformance report",
-                  file=sys.stderr)
+        try:
+            _report.check(rep, str(path))
+        except ValueError as exc:
+            print(f"conformance versions: {exc}", file=sys.stderr)
             return 2
         reports.append((p, rep))
     try:

@@ -259,7 +259,9 @@ def pytest_configure(config):
     if not config.stash[_STASH_STATE].names:
         raise pytest.UsageError("--impl: no implementation named")
     golden_file = config.getoption("conformance_golden")
-    if golden_file:
+    if golden_file is not None:
+        if not golden_file.strip():
+            raise pytest.UsageError("--golden: the file name is empty")
         from . import golden
 
         try:

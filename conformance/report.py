@@ -289,23 +289,62 @@ def _column_label(info: dict) -> str:
     return " / ".join(parts) or _version_line(info)
 
 
+def check(rep, origin: str = "report") -> dict:
+    """``rep`` if it has the structure this module reads, else ValueError naming the field."""
+    def need(ok, where, what):
+        if not ok:
+            raise ValueError(f"{origin}: {where} {what}")
+
+    need(isinstance(rep, dict) and rep.get("format") == FORMAT, "it", "is not a conformance report")
+    impls = rep.get("implementations")
+    need(isinstance(impls, dict), "'implementations'", "is not an object")
+    for name, info in impls.items():
+        need(isinstance(info, dict) and isinstance(info.get("status"), str),
+             f"implementation {name!r}", "has no status")
+        need(isinstance(info.get("versions", {}), dict), f"implementation {name!r}",
+             "has versions that are not an object")
+    claims = rep.get("claims")
+    need(isinstance(claims, list), "'claims'", "is not a list")
+    for i, c in enumerate(claims):
+        need(isinstance(c, dict) and isinstance(c.get("id"), str), f"claim {i}", "has no id")
+        need(isinstance(c.get("results"), dict), f"claim {c['id']}", "has no results")
+        for name, res in c["results"].items():
+            where = f"claim {c['id']}, implementation {name!r},"
+            need(isinstance(res, dict) and res.get("outcome") in OUTCOMES, where,
+                 "has no known outcome")
+            need(isinstance(res.get("tests"), list) and all(
+                isinstance(t, dict) and isinstance(t.get("test"), str)
+                and t.get("outcome") in OUTCOMES for t in res["tests"]), where,
+                "has tests without a name or a known outcome")
+    return rep
+
+
 def render_versions(reports: list[tuple[str, dict]], impl: str) -> str:
     """One implementation's outcomes across several runs (one report per version) as a
     Markdown table: a row per claim, a column per run.  A cell that is not a plain pass
     carries a numbered note with the tests concerned and their reasons; equal notes share
     a number, so a departure that holds on several versions reads as one line."""
     columns = []  # (label, report)
+    notes: dict[str, int] = {}
     for origin, rep in reports:
+        check(rep, origin)
         info = rep["implementations"].get(impl)
         if info is None:
             raise ValueError(f"{origin}: the report has no implementation {impl!r}")
-        label = _column_label(info) if info.get("status") == "ok" else f"{origin} (unavailable)"
+        if info.get("status") == "ok":
+            label = _md(_column_label(info))
+        else:
+            why = _md(f"{origin}: {impl} unavailable: {info.get('error', '')}")
+            label = f"{_md(origin)} (unavailable) [{notes.setdefault(why, len(notes) + 1)}]"
         columns.append((label, rep))
+    labels = [label for label, _ in columns]
+    if len(set(labels)) < len(labels):  # the same versions twice: tell the columns apart
+        columns = [(f"{label} ({_md(origin)})", rep)
+                   for (label, rep), (origin, _) in zip(columns, reports)]
     ids = []
     for _, rep in columns:
         ids += [c["id"] for c in rep["claims"] if c["id"] not in ids]
     ids.sort(key=_claim_order)
-    notes: dict[str, int] = {}
     lines = ["| claim | " + " | ".join(label for label, _ in columns) + " |",
              "|---|" + "---|" * len(columns)]
     for cid in ids:

@@ -131,8 +131,18 @@ def test_versions_command_reads_report_folders_and_refuses_bad_input(tmp_path, c
     assert "| `rnn.causal` | pass | pass |" in out
     (tmp_path / "junk.json").write_text("{not json")
     (tmp_path / "other.json").write_text('{"format": "something else"}')
+    good = json.loads((tmp_path / "tf215" / "report.json").read_text())
+    damaged = {"no-claims.json": dict(good, claims=None),
+               "odd-outcome.json": dict(good, claims=[dict(good["claims"][0], results={
+                   "keras-tensorflow": {"outcome": "weird", "tests": []}})]),
+               "no-status.json": dict(good, implementations={"keras-tensorflow": "ok"})}
+    for name, rep in damaged.items():
+        (tmp_path / name).write_text(json.dumps(rep))
     for bad, says in ((tmp_path / "missing", "cannot read"), (tmp_path / "junk.json", "not JSON"),
-                      (tmp_path / "other.json", "not a conformance report")):
+                      (tmp_path / "other.json", "is not a conformance report"),
+                      (tmp_path / "no-claims.json", "'claims' is not a list"),
+                      (tmp_path / "odd-outcome.json", "has no known outcome"),
+                      (tmp_path / "no-status.json", "has no status")):
         assert cli.main(["versions", str(bad)]) == 2
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1

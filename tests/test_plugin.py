@@ -270,3 +270,13 @@ def test_version_bands_limit_expectations(project):
     bad = project.path / "badband.txt"
     bad.write_text("@impl adapters:Raises\nembedding.lookup | r | l | numpy\n")
     assert project.runpytest_subprocess("--expectations", str(bad)).ret == 4
+    bad.write_text("@impl adapters:Raises\nembedding.lookup | r | l | >=3\n")  # no package
+    res = project.runpytest_subprocess("--expectations", str(bad))
+    assert res.ret == 4 and "names no package" in res.stderr.str()
+
+
+def test_golden_option_refuses_what_is_not_a_recording(project):
+    for value, says in (("", "the file name is empty"), (str(project.path / "none.json"),
+                                                          "cannot read")):
+        res = project.runpytest_subprocess("--golden", value)
+        assert res.ret == 4 and says in res.stderr.str()

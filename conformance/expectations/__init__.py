@@ -63,6 +63,9 @@ def _split_requirement(part: str) -> tuple[str, str]:
     part = part.strip()
     for i, ch in enumerate(part):
         if ch in "<>=!~":
+            if not part[:i].strip():
+                raise ExpectationError(f"version band {part!r} names no package "
+                                       f"(e.g. keras>=3)")
             return part[:i].strip(), part[i:].strip()
     raise ExpectationError(f"version band {part!r} has no comparison (e.g. keras>=3)")
 
