@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -73,7 +74,9 @@ import json
 import math
 import platform
 import re
+import signal
 import sys
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -643,20 +646,50 @@ def _first_line(exc: BaseException) -> str:
     """The first informative line of an exception's message: without terminal colours,
     Keras's "Exception encountered when calling ..." preamble and TensorFlow's
     ``{{function_node ...}}`` prefix (which holds run-dependent names)."""
+    try:
+        text = str(exc)
+    except Exception as inner:  # an exception whose message itself fails
+        text = f"(its message could not be read: {type(inner).__name__})"
     lines = [_OP_NAME.sub(r"\1", _FUNCTION_NODE.sub("", _ANSI.sub("", ln))).strip()
-             for ln in str(exc).splitlines()]
+             for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
         lines = lines[1:]
     return lines[0][:300] if lines else ""
 
 
-def record_case(impl, case: GoldenCase) -> dict:
+class CaseTimeout(Exception):
+    """A golden case ran past the time limit of ``conformance record``."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Stop the block with CaseTimeout after ``seconds`` (0: no limit; only in the main
+    thread, where signals arrive)."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise CaseTimeout(f"the case ran past the limit of {seconds:g} s (--call-timeout)")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def record_case(impl, case: GoldenCase, time_limit: float = 0.0) -> dict:
     prep = case.prepare()
     entry = {"claim": case.claim, "what": case.what, "seed": case.seed,
              "inputs": prep.input_hash(), "depth": prep.depth}
     try:
-        outs = prep.run(impl)
+        with _time_limit(time_limit):
+            outs = prep.run(impl)
         encoded = []
         for name, value in outs:
             if value is None:
@@ -665,7 +698,10 @@ def record_case(impl, case: GoldenCase) -> dict:
                 encoded.append({"name": name, **encode_array(value)})
     except Unsupported as exc:
         entry.update(result="n/a", reason=exc.reason)
-    except Exception as exc:  # an adapter's failure is a result, never the end of a recording
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # an adapter's failure (even SystemExit) is a result,
+        # never the end of a recording
         entry.update(result="error",
                      error={"type": type(exc).__name__, "message": _first_line(exc)})
     else:
@@ -698,8 +734,10 @@ def installed_packages() -> dict:
     return found
 
 
-def record(impl, cases: Optional[Iterable[GoldenCase]] = None) -> dict:
-    """Run every golden case on ``impl`` and return the recording (a JSON-ready dict)."""
+def record(impl, cases: Optional[Iterable[GoldenCase]] = None, *,
+           time_limit: float = 0.0) -> dict:
+    """Run every golden case on ``impl`` and return the recording (a JSON-ready dict).
+    ``time_limit``: seconds a case may take before it is recorded as an error."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -710,7 +748,8 @@ def record(impl, cases: Optional[Iterable[GoldenCase]] = None) -> dict:
         "packages": installed_packages(),
         "created": datetime.datetime.now(datetime.timezone.utc)
         .isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "cases": {case.id: record_case(impl, case) for case in (cases or CASES)},
+        "cases": {case.id: record_case(impl, case, time_limit)
+                  for case in (cases or CASES)},
     }
 
 
@@ -759,11 +798,17 @@ def validate(data) -> dict:
                             f"{FORMAT_VERSION}")
     if not isinstance(data.get("cases"), dict):
         raise NotARecording("the recording has no cases")
-    if not isinstance(data.get("versions", {}), dict):
-        raise NotARecording("\"versions\" is not an object")
+    for field in ("versions", "packages"):
+        value = data.get(field)
+        if value is not None and (not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+            raise NotARecording(f"\"{field}\" is not an object of names and versions")
     for cid, case in data["cases"].items():
         if not isinstance(case, dict):
             raise NotARecording(f"case {cid} is not an object")
+        depth = case.get("depth", 0)
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise NotARecording(f"case {cid}: depth {depth!r} is not a count")
         result = case.get("result")
         if result == "values":
             if not isinstance(case.get("outputs"), list):
@@ -774,6 +819,8 @@ def validate(data) -> dict:
             err = case.get("error")
             if not isinstance(err, dict) or not isinstance(err.get("type"), str):
                 raise NotARecording(f"case {cid}: result \"error\" without an error type")
+            if not isinstance(err.get("message", ""), str):
+                raise NotARecording(f"case {cid}: an error message that is not text")
         elif result != "n/a":
             raise NotARecording(f"case {cid}: unknown result {result!r}")
     return data
@@ -970,6 +1017,14 @@ def _compare_output(name: str, ea: Mapping, eb: Mapping, depth: int) -> _Out:
         return _Out(CHANGED, [f"{name}: NaN in one recording only, {int((na != nb).sum())} "
                               f"value(s); first at {_where(i)}: {_num(a64[i])} -> "
                               f"{_num(b64[i])}"])
+    # an infinity is no number a tolerance can be relative to: it must be the same
+    # infinity on both sides
+    inf = (np.isinf(a64) | np.isinf(b64)) & (a64 != b64)
+    if inf.any():
+        i = tuple(np.argwhere(inf)[0])
+        return _Out(CHANGED, [f"{name}: an infinity on one side only, {int(inf.sum())} "
+                              f"value(s); first at {_where(i)}: {_num(a64[i])} -> "
+                              f"{_num(b64[i])}"])
     a64, b64 = np.where(na, 0.0, a64), np.where(nb, 0.0, b64)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         err = np.where(a64 == b64, 0.0, np.abs(a64 - b64))  # equal infinities: no error
@@ -1040,7 +1095,13 @@ def compare_case(cid: str, ca: Optional[Mapping], cb: Optional[Mapping]) -> Case
     if [o["name"] for o in oa] != [o["name"] for o in ob]:
         return CaseDiff(cid, claim_id, CHANGED, [
             f"outputs {[o['name'] for o in oa]} -> {[o['name'] for o in ob]}"])
-    depth = int(ca.get("depth", cb.get("depth", 0)))
+    # the depth the tolerance is derived from comes from the case as this version defines
+    # it, not from a file (an edited depth would loosen the comparison); a case this
+    # version no longer has takes the smaller of the two recorded depths
+    if cid in BY_ID:
+        depth = BY_ID[cid].prepare().depth
+    else:
+        depth = min(int(ca.get("depth", 0)), int(cb.get("depth", 0)))
     per_output = [_compare_output(ea["name"], ea, eb, depth) for ea, eb in zip(oa, ob)]
     figures = dict(used=max((o.used for o in per_output), default=0.0),
                    max_abs=max((o.max_abs for o in per_output), default=0.0),
@@ -1102,14 +1163,18 @@ def _explain(cd: CaseDiff, a: Mapping, b: Mapping, departures, changes) -> str:
         hit = any(e.matches(impl, cd.claim, t) for t in tests) or e.matches(impl, cd.claim, "")
         return hit and e.applies_to(versions)
 
-    for e in departures:
-        on_a, on_b = holds(e, a, va), holds(e, b, vb)
-        if on_a != on_b:
-            side = a if on_a else b
-            return (f"{e.reason} ({e.link}) [{e.origin}, departure of "
-                    f"{side.get('implementation')}"
-                    f"{', ' + e.versions if e.versions else ''}, recording "
-                    f"{'A' if on_a else 'B'} only]")
+    # the departure as a whole, not entry by entry: two entries of one test, banded to
+    # different versions, that hold on both sides say that both recordings depart, which
+    # explains no difference between them
+    on_a = [e for e in departures if holds(e, a, va)]
+    on_b = [e for e in departures if holds(e, b, vb)]
+    if bool(on_a) != bool(on_b):
+        e = (on_a or on_b)[0]
+        side = a if on_a else b
+        return (f"{e.reason} ({e.link}) [{e.origin}, departure of "
+                f"{side.get('implementation')}"
+                f"{', ' + e.versions if e.versions else ''}, recording "
+                f"{'A' if on_a else 'B'} only]")
     impls = {str(a.get("implementation")), str(b.get("implementation"))}
     for e in changes:
         if e.impl != "*" and e.impl not in impls:
@@ -1157,13 +1222,15 @@ def main(argv=None) -> int:
     p.add_argument("--impl", required=True, metavar="NAME")
     p.add_argument("--out", metavar="FILE",
                    help="default: goldens/<impl>-<key versions>.json")
+    p.add_argument("--call-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="a case running longer is recorded as an error (default 120; 0: none)")
     args = p.parse_args(argv)
     try:
         impl = _impls.load(args.impl)
     except _impls.ImplementationUnavailable as exc:
         print(f"conformance record: {exc}", file=sys.stderr)
         return 2
-    rec = record(impl)
+    rec = record(impl, time_limit=args.call_timeout)
     path = Path(args.out) if args.out else default_path(rec)
     try:
         write(rec, path)

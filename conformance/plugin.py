@@ -88,9 +88,14 @@ class CallTimeout(Exception):
     """An implementation call ran past the per-call time limit."""
 
 
+def _timeout(message: str):
+    # one place that raises: Hypothesis tells failures apart by where they were raised,
+    # and a timed-out call and the later calls refused because of it are one failure
+    raise CallTimeout(message)
+
+
 def _on_alarm(signum, frame):
-    raise CallTimeout(f"the call ran past the limit of {Guard.time_limit:g} s "
-                      f"(--call-timeout)")
+    _timeout(f"the call ran past the limit of {Guard.time_limit:g} s (--call-timeout)")
 
 
 def is_control_exception(exc: BaseException) -> bool:
@@ -106,6 +111,10 @@ class Guard:
     seconds = 0.0
     time_limit = 0.0  # seconds; 0 disables the limit
     unsupported_passes = 0  # > 0: Unsupported reaches the caller (see unsupported_passes_through)
+    # implementations with a call that ran past the limit, and which call: they are not
+    # called again in this process (Hypothesis would otherwise replay and shrink through
+    # one timed-out call after another, and a hanging adapter would hold the run for hours)
+    timed_out: dict = {}
 
     def __init__(self, impl, name: str):
         self._impl = impl
@@ -117,6 +126,10 @@ class Guard:
             return value
 
         def call(*args, **kwargs):
+            if self.name in Guard.timed_out:
+                _timeout(f"{attr} not called: an earlier call of {self.name} "
+                         f"({Guard.timed_out[self.name]}) ran past the limit of "
+                         f"{Guard.time_limit:g} s (--call-timeout)")
             args, kwargs = _copy(args), _copy(kwargs)
             alarm = (Guard.time_limit > 0 and hasattr(signal, "setitimer")
                      and threading.current_thread() is threading.main_thread())
@@ -126,6 +139,9 @@ class Guard:
             t0 = time.perf_counter()
             try:
                 return value(*args, **kwargs)
+            except CallTimeout:
+                Guard.timed_out.setdefault(self.name, attr)
+                raise
             except _impls.Unsupported as exc:
                 if Guard.unsupported_passes:
                     raise

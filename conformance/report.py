@@ -305,8 +305,11 @@ def check(rep, origin: str = "report") -> dict:
              "has versions that are not an object")
     claims = rep.get("claims")
     need(isinstance(claims, list), "'claims'", "is not a list")
+    seen = set()
     for i, c in enumerate(claims):
         need(isinstance(c, dict) and isinstance(c.get("id"), str), f"claim {i}", "has no id")
+        need(c["id"] not in seen, f"claim {c['id']}", "appears twice")
+        seen.add(c["id"])
         need(isinstance(c.get("results"), dict), f"claim {c['id']}", "has no results")
         for name, res in c["results"].items():
             where = f"claim {c['id']}, implementation {name!r},"
@@ -314,8 +317,9 @@ def check(rep, origin: str = "report") -> dict:
                  "has no known outcome")
             need(isinstance(res.get("tests"), list) and all(
                 isinstance(t, dict) and isinstance(t.get("test"), str)
-                and t.get("outcome") in OUTCOMES for t in res["tests"]), where,
-                "has tests without a name or a known outcome")
+                and t.get("outcome") in OUTCOMES and isinstance(t.get("reason", ""), str)
+                for t in res["tests"]), where,
+                "has tests without a name, a known outcome or a textual reason")
     return rep
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from conformance import tolerances as tol
+from conformance.strategies import SEEDS
 
 
 def out_dtype(*arrays) -> np.dtype:
@@ -81,3 +83,18 @@ DECAY_THRESHOLD = 1e-3
 def trial_input(seed: int) -> np.ndarray:
     """(1, STEPS, FEATURES) standard normal input of trial ``seed``."""
     return np.random.default_rng(10_000 + seed).standard_normal((1, STEPS, FEATURES))
+
+
+def draw_mask(draw_data, batch, steps):
+    """A random mask with right padding, gaps in the middle and (sometimes) a fully masked
+    row."""
+    kind = draw_data.draw(st.sampled_from(["right-padded", "gaps", "with an empty row"]),
+                          label="mask kind")
+    rng = np.random.default_rng(draw_data.draw(SEEDS, label="mask seed"))
+    if kind == "right-padded":
+        lengths = rng.integers(1, steps + 1, size=batch)
+        return np.arange(steps)[None, :] < lengths[:, None], kind
+    mask = rng.random((batch, steps)) > 0.35
+    if kind == "with an empty row":
+        mask[rng.integers(batch)] = False
+    return mask, kind

@@ -9,7 +9,7 @@ from conformance import strategies as cst
 from conformance import tolerances as tol
 from conformance.claims import claim
 
-from ._support import out_dtype, run_rnn
+from ._support import draw_mask, out_dtype, run_rnn
 
 
 def _depth(case):
@@ -118,21 +118,6 @@ def test_recurrent_dropout_changes_nothing_outside_training(impl, case, rate):
         tol.assert_exact(a, b, f"recurrent_dropout={rate} at inference (output {k})", case)
 
 
-def _masks(draw_data, batch, steps):
-    """A random mask with right padding, gaps in the middle and (sometimes) a fully masked
-    row."""
-    kind = draw_data.draw(st.sampled_from(["right-padded", "gaps", "with an empty row"]),
-                          label="mask kind")
-    rng = np.random.default_rng(draw_data.draw(cst.SEEDS, label="mask seed"))
-    if kind == "right-padded":
-        lengths = rng.integers(1, steps + 1, size=batch)
-        return np.arange(steps)[None, :] < lengths[:, None], kind
-    mask = rng.random((batch, steps)) > 0.35
-    if kind == "with an empty row":
-        mask[rng.integers(batch)] = False
-    return mask, kind
-
-
 @claim("rnn.mask")
 @given(case=cst.rnn_cases(layers=cst.rnn_layers(return_sequences=True, return_state=True),
                           initial_state=None, max_batch=4), data=st.data())
@@ -140,7 +125,7 @@ def test_masked_steps_carry_state_forward(impl, case, data):
     """Final states and every output match the reference: a masked step repeats the
     previous output (zero before the first unmasked step) and carries the states; a fully
     masked row returns its initial state."""
-    mask, kind = _masks(data, case.batch, case.steps)
+    mask, kind = draw_mask(data, case.batch, case.steps)
     outs = run_rnn(impl, case, mask=mask)
     expected = ref.rnn(case.layer.cell, case.x, case.weights, initial_state=case.initial_state,
                        mask=mask, return_sequences=True, reset_after=case.layer.reset_after)
@@ -205,6 +190,9 @@ def test_empty_input_gets_an_error_or_an_empty_result(impl, case, empty):
     assert shapes == [first] + [(b, u)] * layer.n_states, (
         f"{empty}: output shapes {shapes}, expected {[first] + [(b, u)] * layer.n_states}"
         f"\n  for {case!r}")
+    if not layer.return_sequences:  # the last output of no steps is the initial h
+        tol.assert_exact(outs[0], np.zeros_like(outs[0]), f"{empty}: the last output (the "
+                                                          f"zero initial h)", case)
     for k, s in enumerate(outs[1:]):
         tol.assert_exact(s, np.zeros_like(s), f"{empty}: final state {k} (the zero initial "
                                               f"state)", case)

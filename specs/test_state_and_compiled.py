@@ -8,7 +8,7 @@ from conformance import strategies as cst
 from conformance import tolerances as tol
 from conformance.claims import claim
 
-from ._support import as_list, expected_outputs, out_dtype, run_rnn
+from ._support import as_list, draw_mask, expected_outputs, out_dtype, run_rnn
 
 
 def _depth(case):
@@ -51,8 +51,13 @@ def test_stateful_layer_carries_state_and_resets(impl, case, data):
                          what=f"final state {k} after the second call", context=case)
     from_zero = ref.rnn(case.layer.cell, first, case.weights, return_sequences=True,
                         reset_after=case.layer.reset_after)
-    tol.assert_close(results[2][0], from_zero.sequence, dtype=dt, depth=depth,
-                     what="first part again after reset (from the zero state)", context=case)
+    for i, when in ((0, "the first call"), (2, "the first part again after reset (from the "
+                                                "zero state)")):
+        tol.assert_close(results[i][0], from_zero.sequence, dtype=dt, depth=depth,
+                         what=f"sequence of {when}", context=case)
+        for k, (got, want) in enumerate(zip(results[i][1:], from_zero.states)):
+            tol.assert_close(got, want, dtype=dt, depth=depth,
+                             what=f"final state {k} after {when}", context=case)
 
 
 # --------------------------------------------------------------------------- compiled
@@ -60,18 +65,18 @@ def test_stateful_layer_carries_state_and_resets(impl, case, data):
 
 @claim("rnn.compiled_equals_eager")
 @given(case=cst.rnn_cases(initial_state=None, max_batch=2, max_steps=5, max_features=3),
-       masked=st.booleans(), data=st.data())
-def test_compiled_call_gives_the_eager_result(impl, case, masked, data):
+       masked=st.booleans(), backwards=st.sampled_from([False, False, True]), data=st.data())
+def test_compiled_call_gives_the_eager_result(impl, case, masked, backwards, data):
     """Each compiled path the implementation offers (graph, XLA, jit, torch.compile), with
-    and without a right-padded mask, against its own eager call.  (How eager calls relate to
-    the reference is what the other claims check.)"""
+    and without a mask (right padding, gaps, a fully masked row: a fused kernel that reads a
+    mask as lengths is a known way to differ), forwards and (a third of the time)
+    backwards, against its own eager call.  (How eager calls relate to the reference is
+    what the other claims check.)"""
     mode = data.draw(st.sampled_from(_modes(impl, "compiled_modes", "compiled call path")),
                      label="mode")
-    mask = None
-    if masked:
-        lengths = np.array(data.draw(st.lists(st.integers(1, case.steps), min_size=case.batch,
-                                              max_size=case.batch), label="lengths"))
-        mask = np.arange(case.steps)[None, :] < lengths[:, None]
+    if backwards:
+        case = case.replace(layer=case.layer.replace(go_backwards=True))
+    mask = draw_mask(data, case.batch, case.steps)[0] if masked else None
     eager = run_rnn(impl, case, mask=mask)
     compiled = as_list(impl.rnn_compiled(mode, case.layer, case.weights, case.x,
                                          initial_state=case.initial_state, mask=mask),

@@ -548,7 +548,52 @@ class RebuildLosesGoBackwards(_Broken):
         return self.embedding(layer, weights, inputs)
 
 
+class CompiledMaskAsLengths(_Broken):
+    """Its compiled path reads the mask as lengths (each row's count of unmasked steps), as
+    a fused kernel for right-padded batches does: right padding comes out right, gaps and
+    leading masked steps do not."""
+
+    def compiled_modes(self):
+        return ("fused",)
+
+    def rnn_compiled(self, mode, layer, weights, x, *, initial_state=None, mask=None):
+        if mask is not None:
+            lengths = np.asarray(mask, dtype=bool).sum(axis=1)
+            mask = np.arange(np.shape(x)[1])[None, :] < lengths[:, None]
+        return self.rnn(layer, weights, x, initial_state=initial_state, mask=mask)
+
+
+class StatefulFirstStatesZero(_Broken):
+    """Gives the right sequences, but reports zero final states for a call that starts
+    from a reset layer."""
+
+    def rnn_stateful(self, layer, weights, calls):
+        results, n, fresh = list(super().rnn_stateful(layer, weights, calls)), 0, True
+        for c in calls:
+            if c is None:
+                fresh = True
+                continue
+            if fresh:
+                results[n] = [results[n][0]] + [np.zeros_like(np.asarray(s))
+                                                for s in results[n][1:]]
+            n, fresh = n + 1, False
+        return results
+
+
+class EmptyOutputNaN(_Broken):
+    """With zero steps the final states are right, but the last output is NaN."""
+
+    def rnn(self, layer, weights, x, **kw):
+        outs = super().rnn(layer, weights, x, **kw)
+        if np.shape(x)[1] == 0 and not layer.return_sequences:
+            outs[0] = np.full_like(np.asarray(outs[0], dtype=np.float64), np.nan)
+        return outs
+
+
 CATCHES.update({
+    "CompiledMaskAsLengths": {"rnn.compiled_equals_eager"},
+    "StatefulFirstStatesZero": {"rnn.stateful"},
+    "EmptyOutputNaN": {"rnn.empty_input"},
     "StatefulNeverResets": {"rnn.stateful"},
     "CompiledIgnoresMask": {"rnn.compiled_equals_eager"},
     "DtypeIgnored": {"rnn.dtype"},
@@ -588,6 +633,6 @@ TARGETED = {
     "MaskOnOutputOnly", "RebuildLosesGoBackwards", "StatefulNeverResets", "UnrolledDiffers",
     "BiasAlwaysOwned", "DenseWithBias", "DotProductCosine", "DoubledGradients", "FloatMask",
     "IgnoredMaskZero", "LeakyIdGradient", "TransposedEmbeddingTable", "WrappingEmbedding",
-    "WrappingOneHot",
+    "WrappingOneHot", "CompiledMaskAsLengths", "StatefulFirstStatesZero", "EmptyOutputNaN",
 }
 ANYWHERE = {"version.golden"}
