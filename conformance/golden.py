@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -74,9 +73,7 @@ import json
 import math
 import platform
 import re
-import signal
 import sys
-import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +87,7 @@ from . import reference as ref
 from . import tolerances as tol
 from .cases import DenseLayer, EmbeddingLayer, RNNLayer
 from .implementations import Unsupported
+from .implementations import time_limit as _alarm
 
 FORMAT = "conformance-golden"
 FORMAT_VERSION = 1
@@ -662,33 +660,16 @@ class CaseTimeout(Exception):
     """A golden case ran past the time limit of ``conformance record``."""
 
 
-@contextlib.contextmanager
-def _time_limit(seconds: float):
-    """Stop the block with CaseTimeout after ``seconds`` (0: no limit; only in the main
-    thread, where signals arrive)."""
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread() \
-            or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise CaseTimeout(f"the case ran past the limit of {seconds:g} s (--call-timeout)")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+def _case_timeout(seconds: float):
+    raise CaseTimeout(f"the case ran past the limit of {seconds:g} s (--call-timeout)")
 
 
-def record_case(impl, case: GoldenCase, time_limit: float = 0.0) -> dict:
+def record_case(impl, case: GoldenCase, limit: float = 0.0) -> dict:
     prep = case.prepare()
     entry = {"claim": case.claim, "what": case.what, "seed": case.seed,
              "inputs": prep.input_hash(), "depth": prep.depth}
     try:
-        with _time_limit(time_limit):
+        with _alarm(limit, lambda: _case_timeout(limit)):
             outs = prep.run(impl)
         encoded = []
         for name, value in outs:
@@ -798,11 +779,11 @@ def validate(data) -> dict:
                             f"{FORMAT_VERSION}")
     if not isinstance(data.get("cases"), dict):
         raise NotARecording("the recording has no cases")
-    for field in ("versions", "packages"):
-        value = data.get(field)
+    for key in ("versions", "packages"):
+        value = data.get(key)
         if value is not None and (not isinstance(value, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
-            raise NotARecording(f"\"{field}\" is not an object of names and versions")
+            raise NotARecording(f"\"{key}\" is not an object of names and versions")
     for cid, case in data["cases"].items():
         if not isinstance(case, dict):
             raise NotARecording(f"case {cid} is not an object")

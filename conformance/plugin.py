@@ -16,9 +16,6 @@ import re
 import time
 from pathlib import Path
 
-import signal
-import threading
-
 import hypothesis
 import numpy as np
 import pytest
@@ -94,7 +91,7 @@ def _timeout(message: str):
     raise CallTimeout(message)
 
 
-def _on_alarm(signum, frame):
+def _on_alarm():
     _timeout(f"the call ran past the limit of {Guard.time_limit:g} s (--call-timeout)")
 
 
@@ -131,14 +128,10 @@ class Guard:
                          f"({Guard.timed_out[self.name]}) ran past the limit of "
                          f"{Guard.time_limit:g} s (--call-timeout)")
             args, kwargs = _copy(args), _copy(kwargs)
-            alarm = (Guard.time_limit > 0 and hasattr(signal, "setitimer")
-                     and threading.current_thread() is threading.main_thread())
-            if alarm:
-                previous = signal.signal(signal.SIGALRM, _on_alarm)
-                signal.setitimer(signal.ITIMER_REAL, Guard.time_limit)
             t0 = time.perf_counter()
             try:
-                return value(*args, **kwargs)
+                with _impls.time_limit(Guard.time_limit, _on_alarm):
+                    return value(*args, **kwargs)
             except CallTimeout:
                 Guard.timed_out.setdefault(self.name, attr)
                 raise
@@ -153,9 +146,6 @@ class Guard:
                     hypothesis.reject()
                 pytest.skip(NA_PREFIX + exc.reason)
             finally:
-                if alarm:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-                    signal.signal(signal.SIGALRM, previous)
                 Guard.seconds += time.perf_counter() - t0
 
         return call

@@ -17,9 +17,12 @@ Nothing here imports a framework: adapters are imported when they are loaded.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
+import signal
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
@@ -28,6 +31,25 @@ import numpy as np
 from ..cases import DenseLayer, EmbeddingLayer, RNNLayer
 
 ENTRY_POINT_GROUP = "conformance.implementations"
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, on_timeout):
+    """Run the block with an alarm: after ``seconds`` the signal handler calls
+    ``on_timeout()``, which raises and so ends the block.  No limit when ``seconds`` is 0
+    or outside the main thread (signals arrive only there).  Used for calls into
+    implementations, which may hang in Python code."""
+    if seconds <= 0 or not hasattr(signal, "setitimer") \
+            or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: on_timeout())
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class Unsupported(Exception):
