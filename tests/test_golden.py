@@ -669,3 +669,11 @@ def test_committed_recordings_are_small_current_and_agree():
     assert changed == {"embedding.invalid_ids/1"}  # negative ids: raised, now wrap
     saved = (GOLDENS / "tf215-vs-tf221.txt").read_text()
     assert saved == result.render() + "\n", "the committed diff is not what diff prints now"
+
+
+def test_version_bands_compare_package_names_as_pip_does():
+    (entry,) = exp.parse("k | why | https://example.org | TF_Keras>=2.21; NumPy<3\n",
+                         impl="x", origin="t.txt")
+    assert entry.applies_to({"tf-keras": "2.21.0", "numpy": "2.4.6"})
+    assert not entry.applies_to({"tf-keras": "2.20.0", "numpy": "2.4.6"})
+    assert not entry.applies_to({"keras": "3.15.1", "numpy": "2.4.6"})  # tf-keras absent

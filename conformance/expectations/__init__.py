@@ -16,6 +16,7 @@ implementation it is for on a line ``@impl <name>`` (default: the file's stem).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +40,10 @@ class Expectation:
         from packaging.specifiers import SpecifierSet
         from packaging.version import InvalidVersion, Version
 
+        versions = {_package(k): v for k, v in versions.items()}
         for part in self.versions.split(";"):
             name, spec = _split_requirement(part)
-            have = versions.get(name)
+            have = versions.get(_package(name))
             if have is None:
                 return False
             try:
@@ -57,6 +59,12 @@ class Expectation:
 
 class ExpectationError(ValueError):
     pass
+
+
+def _package(name: str) -> str:
+    """A package name as pip compares them: case and the run of ``-``, ``_``, ``.`` do not
+    matter (``TF_Keras`` is ``tf-keras``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _split_requirement(part: str) -> tuple[str, str]:
